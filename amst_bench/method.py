@@ -1,0 +1,259 @@
+"""The method plugin interface: the trainer owns the loop, a method overrides hooks.
+
+Hooks, in the order the trainer calls them (names follow PyTorch Lightning where they can):
+  check_supported(modalities)  raise UnsupportedDataset when the method cannot run on the data
+  build_model()                the method's modules (encoders, heads), as one nn.ModuleDict
+  configure_optimizers()       one optimiser per model part, as the official code does
+  trained_modalities(epoch)    which modalities receive gradient this epoch (AMST's skip rule)
+  on_train_epoch_start(epoch)
+  training_step(batch, epoch)  forward, losses, backward and optimiser steps for one batch
+  on_train_epoch_end(epoch)
+  on_validation_end(epoch, modality_accuracy)
+  predict(inputs)              fused logits for evaluation (how the method fuses at inference)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from amst_bench.data import Batch, DatasetBundle
+from amst_bench.errors import UserError
+from amst_bench.protocol import Protocol
+
+
+@dataclass
+class MethodContext:
+    """What a method knows about the run it is part of."""
+
+    dataset: DatasetBundle
+    protocol: Protocol
+    device: torch.device
+    make_encoder: Callable[[str], nn.Module]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.dataset.modalities
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.protocol.embedding_dim
+
+
+@dataclass
+class StepOutput:
+    """What one training step reports: a detached loss, fused logits (for train accuracy, may be
+    None) and the embeddings it computed (detached later by the probes)."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Methods without options use this config."""
+
+
+class Method:
+    """Base class of every method plugin; subclasses override hooks, never the loop."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, config: Any, ctx: MethodContext):
+        self.config = config
+        self.ctx = ctx
+        self.check_supported(ctx.modalities)
+        self.modalities: tuple[str, ...] = self.select_modalities(ctx.modalities)
+        self.model: nn.ModuleDict = self.build_model().to(ctx.device)
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.configure_optimizers()
+        opt = ctx.protocol.optimizer
+        self.schedulers = {
+            key: torch.optim.lr_scheduler.StepLR(o, step_size=opt.lr_step, gamma=opt.lr_gamma)
+            for key, o in self.optimizers.items()
+        }
+
+    # ------------------------------------------------------------------ hooks
+
+    def check_supported(self, modalities: tuple[str, ...]) -> None:
+        """Raise UnsupportedDataset if this method cannot run on these modalities."""
+
+    def select_modalities(self, available: tuple[str, ...]) -> tuple[str, ...]:
+        """The modalities this method uses (unimodal baselines pick one)."""
+        return available
+
+    def build_model(self) -> nn.ModuleDict:
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Default: one SGD per top-level part of the model (encoders, head), as the official code."""
+        return {key: self.sgd(part.parameters()) for key, part in self.model.items()}
+
+    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
+        return self.modalities
+
+    def on_train_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        raise NotImplementedError
+
+    def on_train_epoch_end(self, epoch: int) -> None:
+        pass
+
+    def on_validation_end(self, epoch: int, modality_accuracy: dict[str, float]) -> None:
+        """Called with the validation accuracy of each modality's probe (MSLR's dynamic rule)."""
+
+    def predict(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Fused logits and the embeddings used (the probes read the latter)."""
+        raise NotImplementedError
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The options that actually ran (defaults filled in from the dataset), for the record."""
+        return dataclasses.asdict(self.config)
+
+    # ------------------------------------------------------------------ helpers for subclasses
+
+    def sgd(self, params, lr: float | None = None) -> torch.optim.Optimizer:
+        opt = self.ctx.protocol.optimizer
+        return torch.optim.SGD(
+            params,
+            lr=opt.lr if lr is None else lr,
+            momentum=opt.momentum,
+            weight_decay=opt.weight_decay,
+        )
+
+    def encoders(self) -> nn.ModuleDict:
+        return nn.ModuleDict({m: self.ctx.make_encoder(m) for m in self.modalities})
+
+    @staticmethod
+    def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
+
+    @staticmethod
+    def encode(
+        encoders: nn.ModuleDict,
+        inputs: dict[str, torch.Tensor],
+        trained: tuple[str, ...] | set[str],
+        skipped_forward: str = "official",
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings of each modality; skipped ones are forwarded without a graph ('official')
+        or not at all ('none')."""
+        out: dict[str, torch.Tensor] = {}
+        for m in encoders:
+            if m in trained:
+                out[m] = encoders[m](inputs[m])
+            elif skipped_forward == "official":
+                with torch.no_grad():
+                    out[m] = encoders[m](inputs[m])
+        return out
+
+    @staticmethod
+    def step(optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+        """zero_grad (grads to None, so untouched parameters get no SGD update at all), backward,
+        step."""
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in optimizers:
+            o.step()
+
+    # ------------------------------------------------------------------ state (checkpoints)
+
+    def extra_state(self) -> dict[str, Any]:
+        """Method state outside modules and optimisers (PMR prototypes, MSLR rates…)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.load_extra_state(state["extra"])
+
+
+# ---------------------------------------------------------------------- options from the CLI
+
+
+def _parse_value(raw: str, current: Any, where: str) -> Any:
+    if isinstance(current, bool):
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise UserError(f"--set {where}: expected true/false, got {raw!r}")
+    if isinstance(current, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise UserError(f"--set {where}: expected an integer, got {raw!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise UserError(f"--set {where}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def build_config(method_cls: type[Method], overrides: dict[str, str]) -> Any:
+    """The method's config dataclass with `key=value` overrides applied ('skip.audio=3' sets one
+    entry of a dict field). Unknown keys and bad values raise UserError naming the flag."""
+    config = method_cls.Config()
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    for key, raw in overrides.items():
+        where = f"{method_cls.name}.{key}"
+        top, _, sub = key.partition(".")
+        if top not in fields:
+            known = ", ".join(fields) or "none"
+            raise UserError(f"--set {where}: {method_cls.name} has no option {top!r} (options: {known})")
+        current = getattr(config, top)
+        if sub:
+            if not isinstance(current, dict) and current is not None:
+                raise UserError(f"--set {where}: option {top!r} is not a mapping")
+            mapping = dict(current or {})
+            try:
+                mapping[sub] = int(raw)
+            except ValueError:
+                raise UserError(f"--set {where}: expected an integer, got {raw!r}") from None
+            value: Any = mapping
+        else:
+            value = _parse_value(raw, current, where)
+            choices = fields[top].metadata.get("choices")
+            if choices and value not in choices:
+                raise UserError(f"--set {where}: expected one of {', '.join(choices)}, got {raw!r}")
+        config = dataclasses.replace(config, **{top: value})
+    return config
+
+
+def non_default_options(config: Any) -> dict[str, Any]:
+    """Options that differ from the method's defaults (used to label variants)."""
+    default = type(config)()
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(default, f.name)
+    }

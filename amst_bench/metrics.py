@@ -1,0 +1,38 @@
+"""Classification metrics and the across-seed aggregate (mean ± standard error)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+
+def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((preds == labels).float().mean().item()) if len(labels) else float("nan")
+
+
+def macro_f1(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 over classes present in labels or predictions."""
+    preds, labels = preds.long().cpu(), labels.long().cpu()
+    idx = labels * num_classes + preds
+    cm = torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+    tp = cm.diag().float()
+    support = cm.sum(1).float()
+    predicted = cm.sum(0).float()
+    present = (support + predicted) > 0
+    denom = support + predicted
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
+    return float(f1[present].mean().item()) if present.any() else float("nan")
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and standard error (sample std with ddof=1 over sqrt(n)); SE is None for one value."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), None
+    mean = sum(values) / n
+    if n == 1:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var) / math.sqrt(n)

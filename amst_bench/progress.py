@@ -1,0 +1,82 @@
+"""Progress display: a rich bar per run (epoch, loss, val acc, ETA) on a terminal; on anything
+else (CI logs, pipes) one plain line per finished run and nothing per epoch."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class RichReporter:
+    """Reports grid progress; use as a context manager around a grid of runs."""
+
+    def __init__(self, total_runs: int, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.interactive = self.console.is_terminal
+        self.total_runs = total_runs
+        self.done_runs = 0
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.interactive,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def start_run(self, spec, epochs: int, first_epoch: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        label = f"[{self.done_runs + 1}/{self.total_runs}] {spec.label}"
+        if first_epoch:
+            label += f" (resumed at epoch {first_epoch})"
+        self.task = self.progress.add_task(
+            label, total=epochs, completed=first_epoch, loss="-", val="-", best="-"
+        )
+
+    def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None:
+        self.progress.update(
+            self.task, advance=1, loss=f"{train_loss:.3f}", val=f"{val_acc:.1%}", best=f"{best_val:.1%}"
+        )
+
+    def end_run(self, result: dict[str, Any]) -> None:
+        self.done_runs += 1
+        test = result["test"]["accuracy"] if result.get("test") else float("nan")
+        line = (
+            f"[{self.done_runs}/{self.total_runs}] {result['variant']} on {result['dataset']} "
+            f"seed {result['seed']}: test acc {test:.1%} at epoch {result['best_epoch']}, "
+            f"{result['seconds_per_epoch']['epoch']:.2f} s/epoch"
+        )
+        self.console.print(line, highlight=False)
+
+    def skipped(self, spec) -> None:
+        self.done_runs += 1
+        self.console.print(
+            f"[{self.done_runs}/{self.total_runs}] {spec.label}: already done (use --force to redo)",
+            highlight=False,
+        )
+
+
+def plain_print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)

@@ -1,0 +1,107 @@
+"""Plans and executes a grid of runs (methods × datasets × seeds), idempotently.
+
+A run whose result exists is not redone (unless forced); an interrupted run resumes from its
+checkpoint. Datasets are loaded once per grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from amst_bench import registry
+from amst_bench.data import DatasetBundle
+from amst_bench.errors import UnsupportedDataset, UserError
+from amst_bench.method import build_config
+from amst_bench.protocol import Protocol
+from amst_bench.results import ResultStore
+from amst_bench.runspec import RunSpec
+from amst_bench.trainer import EpochReporter, Trainer
+
+
+@dataclass
+class GridRequest:
+    methods: list[str]
+    datasets: list[str]
+    seeds: list[int]
+    protocol: Protocol
+    protocol_overrides: dict[str, str] = field(default_factory=dict)
+    # method name → {option: raw value}
+    method_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    # extra variants: (method, {option: value}) run in addition (the ablation grid uses this)
+    variants: list[tuple[str, dict[str, str]]] | None = None
+
+
+def plan(request: GridRequest) -> list[RunSpec]:
+    """Every run the request names, in method-major order; options are validated here."""
+    unknown = set(request.method_overrides) - set(registry.methods.names())
+    if unknown:
+        raise UserError(f"--set {sorted(unknown)[0]}.…: unknown method {sorted(unknown)[0]!r}")
+    variants = request.variants
+    if variants is None:
+        variants = [(m, request.method_overrides.get(m, {})) for m in request.methods]
+    specs = []
+    for method_name, options in variants:
+        method_cls = registry.methods.get(method_name)
+        config = build_config(method_cls, options)
+        for dataset in request.datasets:
+            for seed in request.seeds:
+                specs.append(RunSpec(method_cls, config, dataset, seed, request.protocol,
+                                     dict(request.protocol_overrides)))
+    return specs
+
+
+class DatasetCache:
+    """Loads each dataset once per grid."""
+
+    def __init__(self, protocol: Protocol):
+        self.protocol = protocol
+        self._bundles: dict[str, DatasetBundle] = {}
+
+    def get(self, name: str) -> DatasetBundle:
+        if name not in self._bundles:
+            adapter = registry.datasets.get(name)()
+            bundle = adapter.load(self.protocol)
+            bundle.name = name
+            self._bundles[name] = bundle
+        return self._bundles[name]
+
+
+@dataclass
+class GridOutcome:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[RunSpec] = field(default_factory=list)
+    unsupported: list[tuple[RunSpec, str]] = field(default_factory=list)
+
+
+def execute(
+    specs: list[RunSpec],
+    store: ResultStore,
+    reporter: EpochReporter | None = None,
+    force: bool = False,
+    checkpoint_every: int = 1,
+    strict: bool = True,
+) -> GridOutcome:
+    """Run every spec. A method that cannot run on a dataset raises (strict) or is reported in
+    `unsupported` (for `--methods all` grids): it is never replaced by something else."""
+    store.ensure_writable()
+    outcome = GridOutcome()
+    datasets: dict[Protocol, DatasetCache] = {}
+    for spec in specs:
+        if store.has_result(spec.run_id) and not force:
+            outcome.skipped.append(spec)
+            if hasattr(reporter, "skipped"):
+                reporter.skipped(spec)
+            continue
+        if force:
+            store.drop_checkpoint(spec.run_id)
+        cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol))
+        bundle = cache.get(spec.dataset)
+        try:
+            trainer = Trainer(spec, bundle, store, reporter, checkpoint_every)
+            outcome.results.append(trainer.run())
+        except UnsupportedDataset as exc:
+            if strict:
+                raise
+            outcome.unsupported.append((spec, str(exc)))
+    return outcome

@@ -1,0 +1,77 @@
+"""A run's identity: method (with its options), dataset, seed and the protocol it ran under.
+
+The run id is stable, so any executor can run a grid idempotently: a finished run is never redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from amst_bench.method import Method, non_default_options
+from amst_bench.protocol import Protocol, stable_hash
+
+
+def variant_label(method_name: str, config: Any) -> str:
+    """'amst-alt' for the defaults, 'amst-alt[skip_enabled=False]' when options differ."""
+    changed = non_default_options(config)
+    if not changed:
+        return method_name
+    parts = []
+    for key, value in sorted(changed.items()):
+        if isinstance(value, dict):
+            value = ",".join(f"{k}:{v}" for k, v in sorted(value.items()))
+        parts.append(f"{key}={value}")
+    return f"{method_name}[{';'.join(parts)}]"
+
+
+def protocol_label(protocol: Protocol, overrides: dict[str, str]) -> str:
+    """Leaderboards group runs by this: the profile, plus any overrides that changed it."""
+    if not overrides:
+        return protocol.profile
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return f"{protocol.profile} ({extra})"
+
+
+@dataclass
+class RunSpec:
+    method_cls: type[Method]
+    method_config: Any
+    dataset: str
+    seed: int
+    protocol: Protocol
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return self.method_cls.name
+
+    @property
+    def variant(self) -> str:
+        return variant_label(self.method, self.method_config)
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that makes two runs the same run (the seed is part of the id, not the hash)."""
+        protocol = self.protocol.to_dict()
+        protocol.pop("seeds")
+        protocol.pop("device")  # where it ran changes timings, not what ran
+        return {
+            "method": self.method,
+            "method_config": dataclasses.asdict(self.method_config),
+            "dataset": self.dataset,
+            "protocol": protocol,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash(self.identity())
+
+    @property
+    def run_id(self) -> str:
+        safe_dataset = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.dataset)
+        return f"{self.method}__{safe_dataset}__seed{self.seed}__{self.config_hash}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} on {self.dataset}, seed {self.seed}"

@@ -1,0 +1,280 @@
+"""The one training loop: epochs, batches, probes, validation-based selection, timings, resume.
+
+Methods override hooks (see amst_bench.method); the loop itself is the same for every method, so
+timings and selection are comparable. Seconds per epoch are measured with the device synchronised
+and stored twice per epoch: training only, and the whole epoch with validation (+ test when it
+runs), which is what the paper's Table 3 reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+import torch
+import torch.nn.functional as F
+
+from amst_bench.data import DatasetBundle, TensorSplit, iterate_batches, num_batches
+from amst_bench.environment import (
+    determinism_record,
+    device_record,
+    resolve_device,
+    seed_everything,
+    synchronize,
+    versions,
+)
+from amst_bench.method import MethodContext
+from amst_bench.metrics import accuracy, macro_f1
+from amst_bench.models import Probes, build_encoder
+from amst_bench.results import SCHEMA_VERSION, ResultStore
+from amst_bench.runspec import RunSpec, protocol_label
+
+
+class EpochReporter(TypingProtocol):
+    def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None: ...
+    def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None: ...
+    def end_run(self, result: dict[str, Any]) -> None: ...
+
+
+class SilentReporter:
+    def start_run(self, spec, epochs, first_epoch):
+        pass
+
+    def end_epoch(self, epoch, train_loss, val_acc, best_val):
+        pass
+
+    def end_run(self, result):
+        pass
+
+
+@dataclass
+class Evaluation:
+    accuracy: float
+    macro_f1: float
+    loss: float
+    modality_accuracy: dict[str, float]
+
+
+@dataclass
+class History:
+    """Per-epoch curves; everything a result needs to be re-plotted."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float | None] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    val_macro_f1: list[float] = field(default_factory=list)
+    val_modality_acc: dict[str, list[float | None]] = field(default_factory=dict)
+    test_acc: list[float | None] = field(default_factory=list)
+    trained_modalities: list[list[str]] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def _make_encoder_factory(bundle: DatasetBundle, spec: RunSpec):
+    def make(modality: str) -> torch.nn.Module:
+        return build_encoder(
+            modality,
+            spec.protocol.encoder,
+            spec.protocol.embedding_dim,
+            bundle.input_shapes[modality],
+            vocab_size=int(bundle.info.get("text_vocab_size", 0)),
+        )
+
+    return make
+
+
+class Trainer:
+    """Trains one run (method × dataset × seed) and returns its result record."""
+
+    def __init__(self, spec: RunSpec, bundle: DatasetBundle, store: ResultStore,
+                 reporter: EpochReporter | None = None, checkpoint_every: int = 1):
+        self.spec = spec
+        self.bundle = bundle
+        self.store = store
+        self.reporter = reporter or SilentReporter()
+        self.checkpoint_every = checkpoint_every
+        self.device = resolve_device(spec.protocol.device)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self, method, probes: Probes, split: TensorSplit) -> Evaluation:
+        method.model.eval()
+        probes.eval()
+        preds, labels, losses = [], [], []
+        modality_correct: dict[str, torch.Tensor] = {}
+        for batch in iterate_batches(split, self.spec.protocol.batch_size):
+            logits, embeddings = method.predict(batch.inputs)
+            losses.append(F.cross_entropy(logits, batch.labels, reduction="sum"))
+            preds.append(logits.argmax(1))
+            labels.append(batch.labels)
+            for m, probe_logits in probes(embeddings).items():
+                hit = (probe_logits.argmax(1) == batch.labels).sum()
+                modality_correct[m] = modality_correct.get(m, 0) + hit
+        pred_t, label_t = torch.cat(preds), torch.cat(labels)
+        n = len(label_t)
+        return Evaluation(
+            accuracy=accuracy(pred_t, label_t),
+            macro_f1=macro_f1(pred_t, label_t, self.bundle.num_classes),
+            loss=float(torch.stack(losses).sum().item() / n),
+            modality_accuracy={m: float(c.item()) / n for m, c in sorted(modality_correct.items())},
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> dict[str, Any]:
+        spec, protocol, device = self.spec, self.spec.protocol, self.device
+        seed_everything(spec.seed)
+        ctx = MethodContext(self.bundle, protocol, device, _make_encoder_factory(self.bundle, spec))
+        method = spec.method_cls(spec.method_config, ctx)
+        probes = Probes(method.modalities, protocol.embedding_dim, self.bundle.num_classes).to(device)
+        probe_opt = method.sgd(probes.parameters())
+        probe_sched = torch.optim.lr_scheduler.StepLR(
+            probe_opt, protocol.optimizer.lr_step, protocol.optimizer.lr_gamma
+        )
+        shuffle = torch.Generator().manual_seed(spec.seed)
+        train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
+
+        history = History()
+        best: dict[str, Any] = {"epoch": -1, "val_acc": -1.0, "test": None}
+        started = datetime.now(UTC).isoformat()
+        first_epoch = 0
+
+        checkpoint = self.store.load_checkpoint(spec.run_id)
+        if checkpoint is not None:
+            method.load_state_dict(checkpoint["method"])
+            probes.load_state_dict(checkpoint["probes"])
+            probe_opt.load_state_dict(checkpoint["probe_opt"])
+            probe_sched.load_state_dict(checkpoint["probe_sched"])
+            shuffle.set_state(checkpoint["shuffle_rng"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
+            history = History(**checkpoint["history"])
+            best = checkpoint["best"]
+            started = checkpoint["started"]
+            first_epoch = checkpoint["epoch"] + 1
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.reporter.start_run(spec, protocol.epochs, first_epoch)
+        batches = num_batches(train, protocol.batch_size)
+
+        for epoch in range(first_epoch, protocol.epochs):
+            synchronize(device)
+            t0 = time.perf_counter()
+            method.model.train()
+            probes.train()
+            method.on_train_epoch_start(epoch)
+            trained = method.trained_modalities(epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            counted = 0
+            for batch in iterate_batches(train, protocol.batch_size, shuffle):
+                out = method.training_step(batch, epoch)
+                loss_sum += out.loss.detach()
+                if out.logits is not None:
+                    correct += (out.logits.detach().argmax(1) == batch.labels).sum()
+                    counted += len(batch)
+                probe_logits = probes(out.embeddings)
+                if probe_logits:
+                    probe_loss = sum(F.cross_entropy(lg, batch.labels) for lg in probe_logits.values())
+                    probe_opt.zero_grad(set_to_none=True)
+                    probe_loss.backward()
+                    probe_opt.step()
+            method.on_train_epoch_end(epoch)
+            for scheduler in method.schedulers.values():
+                scheduler.step()
+            probe_sched.step()
+            synchronize(device)
+            t_train = time.perf_counter()
+
+            val_eval = self.evaluate(method, probes, val)
+            method.on_validation_end(epoch, val_eval.modality_accuracy)
+            improved = val_eval.accuracy > best["val_acc"]
+            test_eval = None
+            if improved or protocol.test_every_epoch:
+                test_eval = self.evaluate(method, probes, test)
+            if improved:
+                best = {"epoch": epoch, "val_acc": val_eval.accuracy,
+                        "test": dataclasses.asdict(test_eval)}
+            synchronize(device)
+            t_end = time.perf_counter()
+
+            history.epoch.append(epoch)
+            history.train_loss.append(float(loss_sum.item()) / batches)
+            history.train_acc.append(float(correct.item()) / counted if counted else None)
+            history.val_acc.append(val_eval.accuracy)
+            history.val_macro_f1.append(val_eval.macro_f1)
+            for m in method.modalities:
+                history.val_modality_acc.setdefault(m, []).append(val_eval.modality_accuracy.get(m))
+            history.test_acc.append(test_eval.accuracy if test_eval else None)
+            history.trained_modalities.append(list(trained))
+            history.train_seconds.append(t_train - t0)
+            history.epoch_seconds.append(t_end - t0)
+            self.reporter.end_epoch(epoch, history.train_loss[-1], val_eval.accuracy, best["val_acc"])
+
+            last = epoch == protocol.epochs - 1
+            if not last and (epoch + 1) % self.checkpoint_every == 0:
+                self.store.save_checkpoint(spec.run_id, {
+                    "epoch": epoch,
+                    "method": method.state_dict(),
+                    "probes": probes.state_dict(),
+                    "probe_opt": probe_opt.state_dict(),
+                    "probe_sched": probe_sched.state_dict(),
+                    "shuffle_rng": shuffle.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "history": dataclasses.asdict(history),
+                    "best": best,
+                    "started": started,
+                })
+
+        result = self._result(method, history, best, started, device)
+        self.store.save_result(result)
+        self.store.drop_checkpoint(spec.run_id)
+        self.reporter.end_run(result)
+        return result
+
+    # ------------------------------------------------------------------ the record
+
+    def _result(self, method, history: History, best, started: str, device) -> dict[str, Any]:
+        spec = self.spec
+        n = len(history.epoch_seconds)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": spec.run_id,
+            "config_hash": spec.config_hash,
+            "method": spec.method,
+            "variant": spec.variant,
+            "method_config": dataclasses.asdict(spec.method_config),
+            "method_resolved": method.resolved_options(),
+            "dataset": spec.dataset,
+            "dataset_info": self.bundle.describe(),
+            "split": self.bundle.split_name,
+            "seed": spec.seed,
+            "profile": spec.protocol.profile,
+            "protocol": spec.protocol.to_dict(),
+            "overrides": dict(spec.overrides),
+            "protocol_label": protocol_label(spec.protocol, spec.overrides),
+            "versions": versions(),
+            "device": device_record(device),
+            "determinism": determinism_record(),
+            "started": started,
+            "finished": datetime.now(UTC).isoformat(),
+            "curves": dataclasses.asdict(history),
+            "best_epoch": best["epoch"],
+            "best_val_acc": best["val_acc"],
+            "test": best["test"],
+            "seconds_per_epoch": {
+                "train": sum(history.train_seconds) / n,
+                "epoch": sum(history.epoch_seconds) / n,
+            },
+            "peak_memory_bytes": peak,
+        }

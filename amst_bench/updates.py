@@ -1,0 +1,60 @@
+"""Update rules that several methods share: the alternating module and the joint (sub-head) step.
+
+Both follow the official AMST code: `alter_train` in `code/amst_alt.py` and `joint_train` in
+`code/amst_joint.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from amst_bench.method import Method
+
+
+def alternating_update(
+    embeddings: dict[str, torch.Tensor],
+    head: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    labels: torch.Tensor,
+    trained: Iterable[str],
+) -> list[torch.Tensor]:
+    """For each trained modality in sorted order: its logits through the shared head alone, its own
+    cross-entropy, and its own optimiser step (encoders and head). Returns the detached losses.
+
+    Each step zeroes gradients to None first, so a modality's loss only ever reaches its own
+    encoder and the head, and encoders of other modalities get no SGD update (no momentum, no
+    weight decay) from it.
+    """
+    losses = []
+    for m in sorted(trained):
+        logits, _ = head({m: embeddings[m]})
+        loss = F.cross_entropy(logits, labels)
+        Method.step(optimizers, loss)
+        losses.append(loss.detach())
+    return losses
+
+
+def joint_update(
+    embeddings: dict[str, torch.Tensor],
+    head: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    labels: torch.Tensor,
+    trained: Iterable[str],
+) -> torch.Tensor | None:
+    """One loss on the sub-head of the trained modalities (their weight blocks, b/n each); None
+    when every modality is skipped this epoch (the official code then does nothing)."""
+    active = {m: embeddings[m] for m in sorted(trained)}
+    if not active:
+        return None
+    logits, _ = head(active)
+    loss = F.cross_entropy(logits, labels)
+    Method.step(optimizers, loss)
+    return loss.detach()
+
+
+def mean_loss(losses: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:
+    return torch.stack(losses).mean() if losses else fallback.detach()

@@ -1,0 +1,1 @@
+"""Dataset adapters, installed as `amst_bench.datasets`; each registers itself by name."""

@@ -1,0 +1,1 @@
+"""Method plugins, installed as `amst_bench.methods`; one file per method, each registers itself."""

@@ -1,0 +1,55 @@
+"""AMST-Joint: the joint module with skip training (AMST, ECML-PKDD 2025, §3.3, Algorithm 2).
+
+Follows the official code (CXianRen/AMST, `code/amst_joint.py`, `AMST_J_Trainer.joint_train`):
+  - one encoder per modality and a `concat` head: per-modality weight blocks W_m without bias
+    and one shared bias b, so W[e_1; …; e_n] + b = Σ_m (W_m e_m + b/n);
+  - per batch, one cross-entropy on the sub-head of the modalities trained this epoch
+    (e mod s_m == 0): only their blocks (each with b/n, n = all modalities) are summed, so
+    skipped encoders and their blocks get no gradient and no update; when every modality is
+    skipped nothing is updated (as the code);
+  - prediction: the full head on all modalities.
+Options: `skipped_forward` ('official' | 'none') and `skip_enabled` as in AMST-Alt;
+`skip_enabled=False` is the plain joint module (ablation row 1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from amst_bench.data import Batch
+from amst_bench.method import StepOutput
+from amst_bench.models import build_head
+from amst_bench.registry import register_method
+from amst_bench.skip import SkippingMethod
+from amst_bench.updates import joint_update, mean_loss
+
+
+@register_method("amst-joint")
+class AmstJoint(SkippingMethod):
+    description = "AMST joint module: concat head, sub-head of active modalities, skip training"
+
+    def build_model(self) -> nn.ModuleDict:
+        ctx = self.ctx
+        return nn.ModuleDict({
+            "encoders": self.encoders(),
+            "head": build_head("concat", self.modalities, ctx.embedding_dim, ctx.num_classes),
+        })
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        trained = self.trained_modalities(epoch)
+        embeddings = self.encode(
+            self.model["encoders"], batch.inputs, trained, self.config.skipped_forward
+        )
+        with torch.no_grad():
+            fused, _ = self.model["head"]({m: e.detach() for m, e in embeddings.items()})
+        loss = joint_update(
+            embeddings, self.model["head"], list(self.optimizers.values()), batch.labels, trained
+        )
+        fallback = self.cross_entropy(fused, batch.labels)
+        return StepOutput(mean_loss([loss] if loss is not None else [], fallback), fused, embeddings)
+
+    def predict(self, inputs):
+        embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
+        logits, _ = self.model["head"](embeddings)
+        return logits, embeddings

@@ -1,0 +1,44 @@
+"""Naïve joint training: all encoders, one cross-entropy on the fused logits.
+
+Follows the official AMST code (CXianRen/AMST, `code/baseline/naive_new.py` = `BasicTrainer` in
+`code/common.py`, run by `Jobs/naive.sh` with `--fusion_method lsum`).
+Deviations / notes:
+  - Head `lsum` (a linear layer with bias per modality, logits summed), as the code ran it. The
+    paper's text says embeddings are summed before one head; with linear heads the two differ only
+    in having one bias per modality instead of one shared bias.
+  - One SGD per part (encoders, head), as `init_optimizer_scheduler`.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from amst_bench.data import Batch
+from amst_bench.method import Method, StepOutput
+from amst_bench.models import build_head
+from amst_bench.registry import register_method
+
+
+@register_method("naive")
+class Naive(Method):
+    description = "joint training, per-modality logits summed (lsum), one loss (baseline)"
+    head_kind = "lsum"
+
+    def build_model(self) -> nn.ModuleDict:
+        ctx = self.ctx
+        return nn.ModuleDict({
+            "encoders": self.encoders(),
+            "head": build_head(self.head_kind, self.modalities, ctx.embedding_dim, ctx.num_classes),
+        })
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        embeddings = self.encode(self.model["encoders"], batch.inputs, self.modalities)
+        logits, _ = self.model["head"](embeddings)
+        loss = self.cross_entropy(logits, batch.labels)
+        self.step(list(self.optimizers.values()), loss)
+        return StepOutput(loss.detach(), logits.detach(), embeddings)
+
+    def predict(self, inputs):
+        embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
+        logits, _ = self.model["head"](embeddings)
+        return logits, embeddings
