@@ -30,6 +30,7 @@ from amst_bench.environment import (
 from amst_bench.method import MethodContext
 from amst_bench.metrics import accuracy, macro_f1
 from amst_bench.models import Probes, build_encoder
+from amst_bench.protocol import Protocol
 from amst_bench.results import SCHEMA_VERSION, ResultStore
 from amst_bench.runspec import RunSpec, protocol_label
 
@@ -75,12 +76,14 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
-def _make_encoder_factory(bundle: DatasetBundle, spec: RunSpec):
+def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
+    """Builds the protocol's encoder for a modality of this dataset."""
+
     def make(modality: str) -> torch.nn.Module:
         return build_encoder(
             modality,
-            spec.protocol.encoder,
-            spec.protocol.embedding_dim,
+            protocol.encoder,
+            protocol.embedding_dim,
             bundle.input_shapes[modality],
             vocab_size=int(bundle.info.get("text_vocab_size", 0)),
         )
@@ -130,7 +133,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         spec, protocol, device = self.spec, self.spec.protocol, self.device
         seed_everything(spec.seed)
-        ctx = MethodContext(self.bundle, protocol, device, _make_encoder_factory(self.bundle, spec))
+        ctx = MethodContext(self.bundle, protocol, device, encoder_factory(self.bundle, protocol))
         method = spec.method_cls(spec.method_config, ctx)
         probes = Probes(method.modalities, protocol.embedding_dim, self.bundle.num_classes).to(device)
         probe_opt = method.sgd(probes.parameters())

@@ -1,0 +1,222 @@
+"""The `amst-bench` command line (typer). User mistakes print one line and exit 2, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from amst_bench import registry
+from amst_bench.errors import UserError
+from amst_bench.protocol import OVERRIDABLE, apply_overrides, get_profile
+from amst_bench.results import ResultStore
+from amst_bench.runner import GridRequest, execute, plan
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Benchmark modality-imbalance methods under one fixed protocol.",
+)
+
+ABLATION_VARIANTS = [
+    ("amst-joint", {"skip_enabled": "false"}),
+    ("amst-joint", {}),
+    ("amst-alt", {"skip_enabled": "false"}),
+    ("amst-alt", {}),
+    ("amst-full", {"skip_enabled": "false"}),
+    ("amst-full", {}),
+]
+
+MethodsOpt = Annotated[str, typer.Option("--methods", "-m", help="comma list, wildcards, or 'all'")]
+DatasetsOpt = Annotated[str, typer.Option("--datasets", "-d", help="comma list of dataset names")]
+SeedsOpt = Annotated[
+    str | None, typer.Option("--seeds", help="comma list of integers (default: the profile's)")
+]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="paper | smoke")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="override: a protocol field (epochs=5) or a method option (amst-alt.skip.audio=3); "
+        "repeatable",
+    ),
+]
+ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="where run results are stored")]
+BoardOpt = Annotated[Path, typer.Option("--leaderboard-dir", help="where Markdown tables go")]
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.lstrip("-").isdigit() or int(part) < 0:
+            raise UserError(f"--seeds: expected a comma list of non-negative integers, got {text!r}")
+        seeds.append(int(part))
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds: repeated seed in {text!r}")
+    return seeds
+
+
+def split_overrides(items: list[str] | None) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Separate `--set` items into protocol overrides and per-method options."""
+    protocol: dict[str, str] = {}
+    methods: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        if key in OVERRIDABLE:
+            protocol[key] = value
+            continue
+        method, dot, option = key.partition(".")
+        if not dot or not option:
+            raise UserError(
+                f"--set {key}: not a protocol field ({', '.join(sorted(OVERRIDABLE))}) "
+                "nor METHOD.OPTION"
+            )
+        registry.methods.get(method)
+        methods.setdefault(method, {})[option] = value
+    return protocol, methods
+
+
+def _select(reg: registry.Registry, spec: str, flag: str) -> list[str]:
+    try:
+        return reg.select(spec)
+    except UserError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def _grid(methods: str, datasets: str, seeds: str | None, profile: str, sets: list[str] | None,
+          variants=None) -> list:
+    protocol_overrides, method_overrides = split_overrides(sets)
+    protocol = apply_overrides(get_profile(profile), protocol_overrides)
+    request = GridRequest(
+        methods=_select(registry.methods, methods, "--methods") if variants is None else [],
+        datasets=_select(registry.datasets, datasets, "--datasets"),
+        seeds=parse_seeds(seeds) if seeds is not None else list(protocol.seeds),
+        protocol=protocol,
+        protocol_overrides=protocol_overrides,
+        method_overrides=method_overrides,
+        variants=variants,
+    )
+    return plan(request)
+
+
+def _execute(specs, results_dir: Path, force: bool, strict: bool):
+    from amst_bench.progress import RichReporter
+
+    store = ResultStore(results_dir)
+    with RichReporter(len(specs)) as reporter:
+        outcome = execute(specs, store, reporter, force=force, strict=strict)
+    for spec, why in outcome.unsupported:
+        typer.echo(f"not run: {spec.label}: {why}", err=True)
+    return store, outcome
+
+
+def _leaderboard(store: ResultStore, board_dir: Path, show: bool = True) -> None:
+    from amst_bench.leaderboard import summary_for_terminal, write_leaderboards
+
+    results = store.load_results()
+    try:
+        paths = write_leaderboards(results, board_dir)
+    except OSError as exc:
+        raise UserError(f"--leaderboard-dir {board_dir}: not writable ({exc.strerror or exc})") from None
+    if show:
+        typer.echo(summary_for_terminal(results))
+    typer.echo(f"leaderboards written: {', '.join(str(p) for p in paths)}")
+
+
+@app.command()
+def run(
+    methods: MethodsOpt = "all",
+    datasets: DatasetsOpt = "synthetic",
+    seeds: SeedsOpt = None,
+    profile: ProfileOpt = "paper",
+    sets: SetOpt = None,
+    results_dir: ResultsOpt = Path("results"),
+    leaderboard_dir: BoardOpt = Path("leaderboards"),
+    force: Annotated[bool, typer.Option("--force", help="redo runs that already have a result")] = False,
+    leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
+) -> None:
+    """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
+    resume. With --methods all, a method that cannot run on a dataset is reported, not replaced."""
+    specs = _grid(methods, datasets, seeds, profile, sets)
+    store, _ = _execute(specs, results_dir, force, strict=methods.strip() != "all")
+    if leaderboard:
+        _leaderboard(store, leaderboard_dir)
+
+
+@app.command()
+def ablation(
+    datasets: DatasetsOpt = "synthetic",
+    seeds: SeedsOpt = None,
+    profile: ProfileOpt = "paper",
+    sets: SetOpt = None,
+    results_dir: ResultsOpt = Path("results"),
+    leaderboard_dir: BoardOpt = Path("leaderboards"),
+    force: Annotated[bool, typer.Option("--force", help="redo runs that already have a result")] = False,
+) -> None:
+    """Run the paper's ablation grid (Alt / Joint / Skip: AMST-Joint, AMST-Alt, AMST-Full, each
+    with and without skipping) and write the leaderboards."""
+    specs = _grid("", datasets, seeds, profile, sets, variants=ABLATION_VARIANTS)
+    store, _ = _execute(specs, results_dir, force, strict=True)
+    _leaderboard(store, leaderboard_dir, show=False)
+    typer.echo((leaderboard_dir / "ablation.md").read_text())
+
+
+@app.command()
+def leaderboard(
+    results_dir: ResultsOpt = Path("results"),
+    leaderboard_dir: BoardOpt = Path("leaderboards"),
+) -> None:
+    """Regenerate the Markdown leaderboards from stored results (nothing is trained)."""
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
+    _leaderboard(ResultStore(results_dir), leaderboard_dir)
+
+
+@app.command("list")
+def list_plugins(
+    pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'amst-*'")] = "*",
+) -> None:
+    """Registered methods and datasets, with one-line descriptions."""
+    import fnmatch
+
+    for title, reg in (("methods", registry.methods), ("datasets", registry.datasets)):
+        names = fnmatch.filter(reg.names(), pattern)
+        if not names:
+            continue
+        typer.echo(f"{title}:")
+        width = max(len(n) for n in names)
+        for name in names:
+            desc = getattr(reg.get(name), "description", "")
+            typer.echo(f"  {name:<{width}}  {desc}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="amst-bench", standalone_mode=False)
+    except UserError as exc:
+        print(f"amst-bench: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("amst-bench: interrupted; finished runs are kept and unfinished ones resume", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        # Usage errors of the CLI library (unknown option, bad value): duck-typed, since typer
+        # versions differ in where click's exception classes live.
+        if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
+            print(f"amst-bench: error: {exc.format_message()}", file=sys.stderr)
+            sys.exit(exc.exit_code or 2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Shared test helpers: a small synthetic dataset and methods built on it, all on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from amst_bench import registry
+from amst_bench.data import Batch, iterate_batches
+from amst_bench.method import MethodContext, build_config
+from amst_bench.protocol import get_profile
+from amst_bench.trainer import encoder_factory
+
+
+def small_protocol(**changes):
+    base = dataclasses.replace(get_profile("smoke"), synthetic_samples=240, epochs=3, seeds=(0,))
+    return dataclasses.replace(base, **changes)
+
+
+def load_bundle(name: str = "synthetic", protocol=None):
+    protocol = protocol or small_protocol()
+    bundle = registry.datasets.get(name)().load(protocol)
+    bundle.name = name
+    return bundle
+
+
+def make_method(name: str, dataset: str = "synthetic", seed: int = 0, **options):
+    """A method instance on a small dataset; options are given as CLI strings would be."""
+    protocol = small_protocol()
+    bundle = load_bundle(dataset, protocol)
+    torch.manual_seed(seed)
+    cls = registry.methods.get(name)
+    config = build_config(cls, {k: str(v) for k, v in options.items()})
+    ctx = MethodContext(bundle, protocol, torch.device("cpu"), encoder_factory(bundle, protocol))
+    return cls(config, ctx), bundle
+
+
+def first_batch(bundle, size: int = 32) -> Batch:
+    return next(iterate_batches(bundle.train, size))
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers (BatchNorm statistics) by name, cloned."""
+    state = {f"param:{n}": p.detach().clone() for n, p in module.named_parameters()}
+    state |= {f"buffer:{n}": b.detach().clone() for n, b in module.named_buffers()}
+    return state
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, kind: str = "param") -> set[str]:
+    after = snapshot(module)
+    return {
+        k.split(":", 1)[1]
+        for k, v in before.items()
+        if k.startswith(kind + ":") and not torch.equal(v, after[k])
+    }

@@ -1,0 +1,85 @@
+"""The training loop: determinism, resume after an interruption, selection on validation, records."""
+
+from __future__ import annotations
+
+import pytest
+
+from amst_bench import registry
+from amst_bench.errors import UnsupportedDataset
+from amst_bench.method import build_config
+from amst_bench.results import ResultStore
+from amst_bench.runspec import RunSpec
+from amst_bench.trainer import SilentReporter, Trainer
+from tests.helpers import load_bundle, small_protocol
+
+
+def _spec(method="amst-alt", seed=0, epochs=3, **options):
+    cls = registry.methods.get(method)
+    return RunSpec(cls, build_config(cls, options), "synthetic", seed, small_protocol(epochs=epochs))
+
+
+def _comparable(result):
+    curves = dict(result["curves"])
+    curves.pop("train_seconds")
+    curves.pop("epoch_seconds")
+    return curves, result["best_epoch"], result["test"]
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path):
+    bundle = load_bundle()
+    a = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
+    b = Trainer(_spec(), bundle, ResultStore(tmp_path / "b")).run()
+    assert _comparable(a) == _comparable(b)
+    c = Trainer(_spec(seed=1), bundle, ResultStore(tmp_path / "c")).run()
+    assert _comparable(c) != _comparable(a)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(SilentReporter):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def end_epoch(self, epoch, *args):
+        if epoch == self.epoch:
+            raise _Crash
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    bundle = load_bundle()
+    spec = _spec(epochs=4)
+    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+
+    store = ResultStore(tmp_path / "resumed")
+    with pytest.raises(_Crash):
+        Trainer(spec, bundle, store, reporter=_CrashAt(2)).run()
+    assert not store.has_result(spec.run_id)
+    assert store.checkpoint_path(spec.run_id).is_file()
+    resumed = Trainer(spec, bundle, store).run()
+    assert _comparable(resumed) == _comparable(whole)
+    assert not store.checkpoint_path(spec.run_id).exists()
+
+
+def test_result_records_protocol_selection_and_timings(tmp_path):
+    result = Trainer(_spec(epochs=3), load_bundle(), ResultStore(tmp_path)).run()
+    curves = result["curves"]
+    best = result["best_epoch"]
+    assert curves["val_acc"][best] == max(curves["val_acc"])
+    assert curves["val_acc"].index(max(curves["val_acc"])) == best  # first best epoch
+    assert result["test"]["accuracy"] == curves["test_acc"][best]
+    assert set(result["test"]["modality_accuracy"]) == {"audio", "visual"}
+    assert len(curves["train_seconds"]) == len(curves["epoch_seconds"]) == 3
+    assert all(t <= e for t, e in zip(curves["train_seconds"], curves["epoch_seconds"], strict=True))
+    assert result["protocol"]["epochs"] == 3 and result["protocol"]["optimizer"]["lr"] == 1e-3
+    assert result["method_resolved"]["skip"] == {"audio": 3, "visual": 1}
+    assert curves["trained_modalities"] == [["audio", "visual"], ["visual"], ["visual"]]
+    assert {"torch", "python", "amst_bench"} <= set(result["versions"])
+    assert "cudnn_deterministic" in result["determinism"]
+
+
+def test_method_that_cannot_run_raises_clear_error(tmp_path):
+    spec = _spec(method="text")
+    with pytest.raises(UnsupportedDataset, match="needs the text modality"):
+        Trainer(spec, load_bundle(), ResultStore(tmp_path)).run()
