@@ -30,7 +30,7 @@ def test_prediction_is_mean_of_alternating_logits_and_joint_logits():
     ("official", 4, 2),  # alt: audio, visual; joint: audio, visual  |  skip: visual twice
     ("paper", 3, 2),     # alt: audio, visual; joint: one loss       |  skip: visual + sub-head
 ])
-def test_joint_loss_option_sets_the_joint_module_update(monkeypatch, joint_loss, steps_epoch0, steps_skip_epoch):
+def test_joint_loss_option_sets_joint_update(monkeypatch, joint_loss, steps_epoch0, steps_skip_epoch):
     method, bundle = make_method("amst-full", joint_loss=joint_loss, **{"skip.audio": 5})
     steps = []
     original = Method.step
