@@ -170,6 +170,31 @@ def ablation(
 
 
 @app.command()
+def bench(
+    methods: MethodsOpt = "all",
+    datasets: DatasetsOpt = "synthetic",
+    sets: SetOpt = None,
+    results_dir: ResultsOpt = Path("results"),
+    leaderboard_dir: BoardOpt = Path("leaderboards"),
+    force: Annotated[bool, typer.Option("--force", help="re-measure runs that already have a result")] = False,
+    allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU when there is no CUDA")] = False,
+) -> None:
+    """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 3 epochs,
+    one seed) on CUDA; seconds per epoch land in leaderboards/timing.md under 'bench'."""
+    import torch
+
+    if not torch.cuda.is_available() and not allow_cpu:
+        raise UserError("bench: no CUDA device here; use --allow-cpu to time on the CPU anyway")
+    sets = list(sets or [])
+    if not torch.cuda.is_available():
+        sets.append("device=cpu")
+    specs = _grid(methods, datasets, None, "bench", sets)
+    store, _ = _execute(specs, results_dir, force, strict=methods.strip() != "all")
+    _leaderboard(store, leaderboard_dir, show=False)
+    typer.echo((leaderboard_dir / "timing.md").read_text())
+
+
+@app.command()
 def leaderboard(
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),

@@ -41,8 +41,11 @@ class Protocol:
     # The official trainer evaluates test only when validation improves; the whole-epoch time
     # (paper Table 3) includes that. Set True to evaluate test every epoch (curves, slower).
     test_every_epoch: bool = False
-    # Synthetic-data size for this profile (ignored by real datasets).
-    synthetic_samples: int = 3000
+    # Synthetic-data size and shapes for this profile (ignored by real datasets): audio is a
+    # [1, time, mel] fbank-like array, visual `frames` images of side `synthetic_image_size`.
+    synthetic_samples: int = 2000
+    synthetic_audio_shape: tuple[int, int] = (1024, 128)
+    synthetic_image_size: int = 224
     device: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,7 +62,13 @@ PROFILES: dict[str, Protocol] = {
         encoder="tiny",
         embedding_dim=32,
         synthetic_samples=1200,
+        synthetic_audio_shape=(16, 16),
+        synthetic_image_size=16,
         device="cpu",
+    ),
+    # A short timed grid with the paper's encoders and input sizes, for accelerators.
+    "bench": Protocol(
+        profile="bench", epochs=3, batch_size=64, seeds=(0,), synthetic_samples=1024
     ),
 }
 

@@ -6,6 +6,8 @@ checkpoint. Datasets are loaded once per grid.
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,21 @@ from amst_bench.protocol import Protocol
 from amst_bench.results import ResultStore
 from amst_bench.runspec import RunSpec
 from amst_bench.trainer import EpochReporter, Trainer
+
+_warmed_up: set[tuple[str, str]] = set()
+
+
+def warm_up(spec: RunSpec, bundle: DatasetBundle) -> None:
+    """One untimed epoch per (device, encoder family) and process, thrown away, so that one-off
+    costs (kernel loading, allocator growth, cuDNN set-up) are not charged to whichever method
+    happens to run first. Every run seeds itself, so this changes no result."""
+    key = (spec.protocol.device, spec.protocol.encoder)
+    if key in _warmed_up:
+        return
+    short = dataclasses.replace(spec, protocol=dataclasses.replace(spec.protocol, epochs=1))
+    with tempfile.TemporaryDirectory(prefix="amst-bench-warmup-") as scratch:
+        Trainer(short, bundle, ResultStore(scratch)).run()
+    _warmed_up.add(key)
 
 
 @dataclass
@@ -98,6 +115,7 @@ def execute(
         cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol))
         bundle = cache.get(spec.dataset)
         try:
+            warm_up(spec, bundle)
             trainer = Trainer(spec, bundle, store, reporter, checkpoint_every)
             outcome.results.append(trainer.run())
         except UnsupportedDataset as exc:

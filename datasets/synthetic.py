@@ -28,30 +28,36 @@ class SyntheticSpec:
     audio_reliability: float = 0.7
     visual_amplitude: float = 0.2
     frames: int = 3
-    size: int = 16
+    audio_shape: tuple[int, int] = (16, 16)
+    image_size: int = 16
     text_length: int = 12
     text_vocab_size: int = 64
     text_reliability: float = 0.8
 
 
 def _patterns(gen: torch.Generator, count: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Random ±1 patterns, blurred a little so that small convolutions pick them up."""
-    raw = torch.randint(0, 2, (count, *shape), generator=gen).float() * 2 - 1
-    flat = raw.view(-1, 1, *shape[-2:])
+    """Random ±1 patterns on a 16×16 grid, blurred a little so that small convolutions pick them
+    up, then stretched to the requested size (large inputs hold the same coarse pattern)."""
+    grid = (16, 16)
+    raw = torch.randint(0, 2, (count, *shape[:-2], *grid), generator=gen).float() * 2 - 1
+    flat = raw.view(-1, 1, *grid)
     blurred = torch.nn.functional.avg_pool2d(flat, 3, stride=1, padding=1, count_include_pad=False)
     blurred = blurred / blurred.flatten(1).std(1).view(-1, 1, 1, 1)
+    if tuple(shape[-2:]) != grid:
+        blurred = torch.nn.functional.interpolate(blurred, size=tuple(shape[-2:]), mode="nearest")
     return blurred.view(count, *shape)
 
 
 def generate(samples: int, spec: SyntheticSpec, with_text: bool) -> tuple[dict, torch.Tensor]:
     gen = torch.Generator().manual_seed(spec.generator_seed)
-    c, s = spec.num_classes, spec.size
+    c, s = spec.num_classes, spec.image_size
     labels = torch.randint(0, c, (samples,), generator=gen)
 
-    audio_proto = _patterns(gen, c, (1, s, s))
+    audio_proto = _patterns(gen, c, (1, *spec.audio_shape))
     reliable = torch.rand(samples, generator=gen) < spec.audio_reliability
     shown = torch.where(reliable, labels, torch.randint(0, c, (samples,), generator=gen))
-    audio = spec.audio_amplitude * audio_proto[shown] + torch.randn(samples, 1, s, s, generator=gen)
+    noise = torch.randn(samples, 1, *spec.audio_shape, generator=gen)
+    audio = spec.audio_amplitude * audio_proto[shown] + noise
 
     visual_proto = _patterns(gen, c, (3, s, s))
     visual = spec.visual_amplitude * visual_proto[labels].unsqueeze(1) + torch.randn(
@@ -87,7 +93,9 @@ class SyntheticAV:
     default_skip = {"audio": 3, "visual": 1}
 
     def load(self, protocol: Protocol) -> DatasetBundle:
-        spec = SyntheticSpec()
+        spec = SyntheticSpec(
+            audio_shape=tuple(protocol.synthetic_audio_shape), image_size=protocol.synthetic_image_size
+        )
         inputs, labels = generate(protocol.synthetic_samples, spec, self.with_text)
         parts = split_indices(len(labels), protocol.split, spec.generator_seed)
         train, val, test = (

@@ -1,0 +1,34 @@
+"""nox sessions: tests, lint, and a GPU timing grid (skipped where there is no CUDA)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install(*TORCH)
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def gpu_bench(session: nox.Session) -> None:
+    """Time every method for a few epochs with the paper's encoders on the synthetic data."""
+    session.install(*TORCH)
+    session.install("-e", ".")
+    has_cuda = session.run(
+        "python", "-c", "import torch; print(torch.cuda.is_available())", silent=True
+    ).strip()
+    if has_cuda != "True":
+        session.skip("gpu_bench: no CUDA device on this machine, nothing timed")
+    session.run("amst-bench", "bench", *session.posargs)
