@@ -176,10 +176,10 @@ def bench(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
-    force: Annotated[bool, typer.Option("--force", help="re-measure runs that already have a result")] = False,
-    allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU when there is no CUDA")] = False,
+    force: Annotated[bool, typer.Option("--force", help="re-measure runs already stored")] = False,
+    allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
-    """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 3 epochs,
+    """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
     one seed) on CUDA; seconds per epoch land in leaderboards/timing.md under 'bench'."""
     import torch
 

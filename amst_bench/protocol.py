@@ -68,7 +68,7 @@ PROFILES: dict[str, Protocol] = {
     ),
     # A short timed grid with the paper's encoders and input sizes, for accelerators.
     "bench": Protocol(
-        profile="bench", epochs=3, batch_size=64, seeds=(0,), synthetic_samples=1024
+        profile="bench", epochs=5, batch_size=64, seeds=(0,), synthetic_samples=1024
     ),
 }
 
