@@ -108,8 +108,14 @@ def _grid(methods: str, datasets: str, seeds: str | None, profile: str, sets: li
 
 
 def _execute(specs, results_dir: Path, force: bool, strict: bool):
+    from amst_bench.environment import resolve_device
     from amst_bench.progress import RichReporter
 
+    if specs and specs[0].protocol.encoder == "resnet18":
+        if resolve_device(specs[0].protocol.device).type == "cpu":
+            typer.echo(
+                f"warning: profile '{specs[0].protocol.profile}' trains ResNet18 encoders on the CPU, "
+                "which takes hours to days; --profile smoke is the quick check", err=True)
     store = ResultStore(results_dir)
     with RichReporter(len(specs)) as reporter:
         outcome = execute(specs, store, reporter, force=force, strict=strict)
