@@ -111,16 +111,20 @@ def _execute(specs, results_dir: Path, force: bool, strict: bool):
     from amst_bench.environment import resolve_device
     from amst_bench.progress import RichReporter
 
+    store = ResultStore(results_dir)
+    store.ensure_writable()
     if specs and specs[0].protocol.encoder == "resnet18":
         if resolve_device(specs[0].protocol.device).type == "cpu":
             typer.echo(
                 f"warning: profile '{specs[0].protocol.profile}' trains ResNet18 encoders on the CPU, "
                 "which takes hours to days; --profile smoke is the quick check", err=True)
-    store = ResultStore(results_dir)
     with RichReporter(len(specs)) as reporter:
         outcome = execute(specs, store, reporter, force=force, strict=strict)
+    reported = set()
     for spec, why in outcome.unsupported:
-        typer.echo(f"not run: {spec.label}: {why}", err=True)
+        if (spec.variant, spec.dataset) not in reported:
+            reported.add((spec.variant, spec.dataset))
+            typer.echo(f"not run: {spec.variant} on {spec.dataset}: {why}", err=True)
     return store, outcome
 
 

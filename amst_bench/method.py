@@ -8,14 +8,14 @@ Hooks, in the order the trainer calls them (names follow PyTorch Lightning where
   on_train_epoch_start(epoch)
   training_step(batch, epoch)  forward, losses, backward and optimiser steps for one batch
   on_train_epoch_end(epoch)
-  on_validation_end(epoch, modality_accuracy)
+  on_validation_end(epoch, evaluation)
   predict(inputs)              fused logits for evaluation (how the method fuses at inference)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,19 +23,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amst_bench.data import Batch, DatasetBundle
-from amst_bench.errors import UserError
+from amst_bench.data import Batch, DatasetBundle, TensorSplit, iterate_batches
+from amst_bench.metrics import Evaluation
 from amst_bench.protocol import Protocol
 
 
 @dataclass
 class MethodContext:
-    """What a method knows about the run it is part of."""
+    """What a method knows about the run it is part of. `train` is the training split on the
+    device, for methods that look at training data outside the batch loop (PMR's prototypes)."""
 
     dataset: DatasetBundle
     protocol: Protocol
     device: torch.device
     make_encoder: Callable[[str], nn.Module]
+    train: TensorSplit | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -58,6 +60,16 @@ class StepOutput:
     loss: torch.Tensor
     logits: torch.Tensor | None
     embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """What `predict` returns: fused logits, the embeddings (read by the probes) and, where the
+    method's head has them, the per-modality logits it fused (its own unimodal predictions)."""
+
+    logits: torch.Tensor
+    embeddings: dict[str, torch.Tensor]
+    modality_logits: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,11 +125,11 @@ class Method:
     def on_train_epoch_end(self, epoch: int) -> None:
         pass
 
-    def on_validation_end(self, epoch: int, modality_accuracy: dict[str, float]) -> None:
-        """Called with the validation accuracy of each modality's probe (MSLR's dynamic rule)."""
+    def on_validation_end(self, epoch: int, evaluation: Evaluation) -> None:
+        """Called with the validation metrics, per-modality ones included (MSLR's dynamic rule)."""
 
-    def predict(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Fused logits and the embeddings used (the probes read the latter)."""
+    def predict(self, inputs: dict[str, torch.Tensor]) -> Prediction:
+        """How the method predicts at evaluation time (its fusion)."""
         raise NotImplementedError
 
     def resolved_options(self) -> dict[str, Any]:
@@ -134,6 +146,12 @@ class Method:
             momentum=opt.momentum,
             weight_decay=opt.weight_decay,
         )
+
+    def train_batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Batches of the training split, outside the trainer's loop (shuffled with a generator)."""
+        if self.ctx.train is None:
+            raise RuntimeError("the training split is only available inside a run")
+        return iterate_batches(self.ctx.train, self.ctx.protocol.batch_size, generator)
 
     def encoders(self) -> nn.ModuleDict:
         return nn.ModuleDict({m: self.ctx.make_encoder(m) for m in self.modalities})
@@ -194,66 +212,3 @@ class Method:
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         self.load_extra_state(state["extra"])
-
-
-# ---------------------------------------------------------------------- options from the CLI
-
-
-def _parse_value(raw: str, current: Any, where: str) -> Any:
-    if isinstance(current, bool):
-        if raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        raise UserError(f"--set {where}: expected true/false, got {raw!r}")
-    if isinstance(current, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise UserError(f"--set {where}: expected an integer, got {raw!r}") from None
-    if isinstance(current, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise UserError(f"--set {where}: expected a number, got {raw!r}") from None
-    return raw
-
-
-def build_config(method_cls: type[Method], overrides: dict[str, str]) -> Any:
-    """The method's config dataclass with `key=value` overrides applied ('skip.audio=3' sets one
-    entry of a dict field). Unknown keys and bad values raise UserError naming the flag."""
-    config = method_cls.Config()
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    for key, raw in overrides.items():
-        where = f"{method_cls.name}.{key}"
-        top, _, sub = key.partition(".")
-        if top not in fields:
-            known = ", ".join(fields) or "none"
-            raise UserError(f"--set {where}: {method_cls.name} has no option {top!r} (options: {known})")
-        current = getattr(config, top)
-        if sub:
-            if not isinstance(current, dict) and current is not None:
-                raise UserError(f"--set {where}: option {top!r} is not a mapping")
-            mapping = dict(current or {})
-            try:
-                mapping[sub] = int(raw)
-            except ValueError:
-                raise UserError(f"--set {where}: expected an integer, got {raw!r}") from None
-            value: Any = mapping
-        else:
-            value = _parse_value(raw, current, where)
-            choices = fields[top].metadata.get("choices")
-            if choices and value not in choices:
-                raise UserError(f"--set {where}: expected one of {', '.join(choices)}, got {raw!r}")
-        config = dataclasses.replace(config, **{top: value})
-    return config
-
-
-def non_default_options(config: Any) -> dict[str, Any]:
-    """Options that differ from the method's defaults (used to label variants)."""
-    default = type(config)()
-    return {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(default, f.name)
-    }

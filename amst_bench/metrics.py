@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one pass over a split. `modality_accuracy` comes from the linear probes (same
+    for every method); `head_modality_accuracy` from the method's own per-modality logits, where
+    its head has them."""
+
+    accuracy: float
+    macro_f1: float
+    loss: float
+    modality_accuracy: dict[str, float]
+    head_modality_accuracy: dict[str, float] = field(default_factory=dict)
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:

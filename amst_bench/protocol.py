@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amst_bench.errors import UserError
+from amst_bench.options import parse_value
 
 
 @dataclass(frozen=True)
@@ -95,28 +96,6 @@ def get_profile(name: str) -> Protocol:
         ) from None
 
 
-def _coerce(value: str, current: Any, key: str) -> Any:
-    """Parse a CLI string into the type of the field it overrides."""
-    if isinstance(current, bool):
-        low = value.lower()
-        if low in {"1", "true", "yes", "on"}:
-            return True
-        if low in {"0", "false", "no", "off"}:
-            return False
-        raise UserError(f"--set {key}: expected true/false, got {value!r}")
-    if isinstance(current, int):
-        try:
-            return int(value)
-        except ValueError:
-            raise UserError(f"--set {key}: expected an integer, got {value!r}") from None
-    if isinstance(current, float):
-        try:
-            return float(value)
-        except ValueError:
-            raise UserError(f"--set {key}: expected a number, got {value!r}") from None
-    return value
-
-
 def apply_overrides(protocol: Protocol, overrides: dict[str, str]) -> Protocol:
     """Return a new protocol with validated overrides applied (strings parsed to field types)."""
     for key, raw in overrides.items():
@@ -128,12 +107,12 @@ def apply_overrides(protocol: Protocol, overrides: dict[str, str]) -> Protocol:
         if key.startswith("optimizer."):
             sub = key.split(".", 1)[1]
             opt = protocol.optimizer
-            value = _coerce(raw, getattr(opt, sub), key)
+            value = parse_value(raw, type(getattr(opt, sub)), key)
             protocol = dataclasses.replace(
                 protocol, optimizer=dataclasses.replace(opt, **{sub: value})
             )
         else:
-            value = _coerce(raw, getattr(protocol, key), key)
+            value = parse_value(raw, type(getattr(protocol, key)), key)
             protocol = dataclasses.replace(protocol, **{key: value})
     if protocol.epochs < 1:
         raise UserError("--set epochs: expected a positive integer")

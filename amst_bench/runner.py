@@ -14,7 +14,7 @@ from typing import Any
 from amst_bench import registry
 from amst_bench.data import DatasetBundle
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.method import build_config
+from amst_bench.options import build_config
 from amst_bench.protocol import Protocol
 from amst_bench.results import ResultStore
 from amst_bench.runspec import RunSpec

@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from amst_bench.method import Method, non_default_options
+from amst_bench.method import Method
+from amst_bench.options import non_default_options
 from amst_bench.protocol import Protocol, stable_hash
 
 

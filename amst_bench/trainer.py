@@ -28,7 +28,7 @@ from amst_bench.environment import (
     versions,
 )
 from amst_bench.method import MethodContext
-from amst_bench.metrics import accuracy, macro_f1
+from amst_bench.metrics import Evaluation, accuracy, macro_f1
 from amst_bench.models import Probes, build_encoder
 from amst_bench.protocol import Protocol
 from amst_bench.results import SCHEMA_VERSION, ResultStore
@@ -53,14 +53,6 @@ class SilentReporter:
 
 
 @dataclass
-class Evaluation:
-    accuracy: float
-    macro_f1: float
-    loss: float
-    modality_accuracy: dict[str, float]
-
-
-@dataclass
 class History:
     """Per-epoch curves; everything a result needs to be re-plotted."""
 
@@ -70,6 +62,7 @@ class History:
     val_acc: list[float] = field(default_factory=list)
     val_macro_f1: list[float] = field(default_factory=list)
     val_modality_acc: dict[str, list[float | None]] = field(default_factory=dict)
+    val_head_modality_acc: dict[str, list[float | None]] = field(default_factory=dict)
     test_acc: list[float | None] = field(default_factory=list)
     trained_modalities: list[list[str]] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
@@ -110,22 +103,28 @@ class Trainer:
         method.model.eval()
         probes.eval()
         preds, labels, losses = [], [], []
-        modality_correct: dict[str, torch.Tensor] = {}
+        probe_hits: dict[str, torch.Tensor] = {}
+        head_hits: dict[str, torch.Tensor] = {}
+
+        def count(hits: dict[str, torch.Tensor], logits: dict[str, torch.Tensor], target):
+            for m, lg in logits.items():
+                hits[m] = hits.get(m, 0) + (lg.argmax(1) == target).sum()
+
         for batch in iterate_batches(split, self.spec.protocol.batch_size):
-            logits, embeddings = method.predict(batch.inputs)
-            losses.append(F.cross_entropy(logits, batch.labels, reduction="sum"))
-            preds.append(logits.argmax(1))
+            pred = method.predict(batch.inputs)
+            losses.append(F.cross_entropy(pred.logits, batch.labels, reduction="sum"))
+            preds.append(pred.logits.argmax(1))
             labels.append(batch.labels)
-            for m, probe_logits in probes(embeddings).items():
-                hit = (probe_logits.argmax(1) == batch.labels).sum()
-                modality_correct[m] = modality_correct.get(m, 0) + hit
+            count(probe_hits, probes(pred.embeddings), batch.labels)
+            count(head_hits, pred.modality_logits, batch.labels)
         pred_t, label_t = torch.cat(preds), torch.cat(labels)
         n = len(label_t)
         return Evaluation(
             accuracy=accuracy(pred_t, label_t),
             macro_f1=macro_f1(pred_t, label_t, self.bundle.num_classes),
             loss=float(torch.stack(losses).sum().item() / n),
-            modality_accuracy={m: float(c.item()) / n for m, c in sorted(modality_correct.items())},
+            modality_accuracy={m: float(c.item()) / n for m, c in sorted(probe_hits.items())},
+            head_modality_accuracy={m: float(c.item()) / n for m, c in sorted(head_hits.items())},
         )
 
     # ------------------------------------------------------------------ the loop
@@ -133,7 +132,9 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         spec, protocol, device = self.spec, self.spec.protocol, self.device
         seed_everything(spec.seed)
-        ctx = MethodContext(self.bundle, protocol, device, encoder_factory(self.bundle, protocol))
+        train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
+        make_encoder = encoder_factory(self.bundle, protocol)
+        ctx = MethodContext(self.bundle, protocol, device, make_encoder, train=train)
         method = spec.method_cls(spec.method_config, ctx)
         probes = Probes(method.modalities, protocol.embedding_dim, self.bundle.num_classes).to(device)
         probe_opt = method.sgd(probes.parameters())
@@ -141,7 +142,6 @@ class Trainer:
             probe_opt, protocol.optimizer.lr_step, protocol.optimizer.lr_gamma
         )
         shuffle = torch.Generator().manual_seed(spec.seed)
-        train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
 
         history = History()
         best: dict[str, Any] = {"epoch": -1, "val_acc": -1.0, "test": None}
@@ -198,7 +198,7 @@ class Trainer:
             t_train = time.perf_counter()
 
             val_eval = self.evaluate(method, probes, val)
-            method.on_validation_end(epoch, val_eval.modality_accuracy)
+            method.on_validation_end(epoch, val_eval)
             improved = val_eval.accuracy > best["val_acc"]
             test_eval = None
             if improved or protocol.test_every_epoch:
@@ -216,6 +216,9 @@ class Trainer:
             history.val_macro_f1.append(val_eval.macro_f1)
             for m in method.modalities:
                 history.val_modality_acc.setdefault(m, []).append(val_eval.modality_accuracy.get(m))
+                if val_eval.head_modality_accuracy:
+                    history.val_head_modality_acc.setdefault(m, []).append(
+                        val_eval.head_modality_accuracy.get(m))
             history.test_acc.append(test_eval.accuracy if test_eval else None)
             history.trained_modalities.append(list(trained))
             history.train_seconds.append(t_train - t0)

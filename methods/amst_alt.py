@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from amst_bench.data import Batch
-from amst_bench.method import StepOutput
+from amst_bench.method import Prediction, StepOutput
 from amst_bench.models import build_head
 from amst_bench.registry import register_method
 from amst_bench.skip import SkippingMethod
@@ -53,5 +53,5 @@ class AmstAlt(SkippingMethod):
 
     def predict(self, inputs):
         embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
-        logits, _ = self.model["head"](embeddings)
-        return logits, embeddings
+        logits, parts = self.model["head"](embeddings)
+        return Prediction(logits, embeddings, parts)

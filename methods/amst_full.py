@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from amst_bench.data import Batch
-from amst_bench.method import StepOutput
+from amst_bench.method import Prediction, StepOutput
 from amst_bench.models import build_head
 from amst_bench.registry import register_method
 from amst_bench.skip import SkipOptions, SkippingMethod
@@ -65,12 +65,13 @@ class AmstFull(SkippingMethod):
     def _optimizers(self, module: str) -> list[torch.optim.Optimizer]:
         return [self.optimizers[f"{module}.encoders"], self.optimizers[f"{module}.head"]]
 
-    def fuse(self, alt_emb: dict[str, torch.Tensor], joint_emb: dict[str, torch.Tensor]):
-        """(Σ_m alternating logits_m + joint logits) / (M + 1) over the modalities present."""
+    def fuse(self, alt_emb: dict[str, torch.Tensor], joint_emb: dict[str, torch.Tensor]) -> Prediction:
+        """(Σ_m alternating logits_m + joint logits) / (M + 1) over the modalities present; the
+        per-modality logits reported are the alternating module's."""
         _, alt_parts = self.model["alt"]["head"](alt_emb)
         joint_logits, _ = self.model["joint"]["head"](joint_emb)
         stacked = torch.stack([*alt_parts.values(), joint_logits])
-        return stacked.sum(0) / (len(alt_parts) + 1)
+        return Prediction(stacked.sum(0) / (len(alt_parts) + 1), alt_emb, alt_parts)
 
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
         trained = self.trained_modalities(epoch)
@@ -81,7 +82,7 @@ class AmstFull(SkippingMethod):
             fused = self.fuse(
                 {m: e.detach() for m, e in alt_emb.items()},
                 {m: e.detach() for m, e in joint_emb.items()},
-            )
+            ).logits
         losses = alternating_update(
             alt_emb, self.model["alt"]["head"], self._optimizers("alt"), batch.labels, trained
         )
@@ -101,4 +102,4 @@ class AmstFull(SkippingMethod):
     def predict(self, inputs):
         alt_emb = self.encode(self.model["alt"]["encoders"], inputs, self.modalities)
         joint_emb = self.encode(self.model["joint"]["encoders"], inputs, self.modalities)
-        return self.fuse(alt_emb, joint_emb), alt_emb
+        return self.fuse(alt_emb, joint_emb)

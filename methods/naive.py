@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from amst_bench.data import Batch
-from amst_bench.method import Method, StepOutput
+from amst_bench.method import Method, Prediction, StepOutput
 from amst_bench.models import build_head
 from amst_bench.registry import register_method
 
@@ -40,5 +40,5 @@ class Naive(Method):
 
     def predict(self, inputs):
         embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
-        logits, _ = self.model["head"](embeddings)
-        return logits, embeddings
+        logits, parts = self.model["head"](embeddings)
+        return Prediction(logits, embeddings, parts)

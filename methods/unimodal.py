@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from amst_bench.data import Batch
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.method import Method, StepOutput
+from amst_bench.method import Method, Prediction, StepOutput
 from amst_bench.registry import register_method
 
 
@@ -34,15 +34,16 @@ class Unimodal(Method):
         return nn.ModuleDict({"encoders": nn.ModuleDict({m: self.ctx.make_encoder(m)}), "head": head})
 
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
-        logits, embeddings = self.predict(batch.inputs)
-        loss = self.cross_entropy(logits, batch.labels)
+        pred = self.predict(batch.inputs)
+        loss = self.cross_entropy(pred.logits, batch.labels)
         self.step(list(self.optimizers.values()), loss)
-        return StepOutput(loss.detach(), logits.detach(), embeddings)
+        return StepOutput(loss.detach(), pred.logits.detach(), pred.embeddings)
 
     def predict(self, inputs):
         m = self.modality
         embedding = self.model["encoders"][m](inputs[m])
-        return self.model["head"](embedding), {m: embedding}
+        logits = self.model["head"](embedding)
+        return Prediction(logits, {m: embedding}, {m: logits})
 
 
 @register_method("audio")

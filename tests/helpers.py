@@ -8,7 +8,8 @@ import torch
 
 from amst_bench import registry
 from amst_bench.data import Batch, iterate_batches
-from amst_bench.method import MethodContext, build_config
+from amst_bench.method import MethodContext
+from amst_bench.options import build_config
 from amst_bench.protocol import get_profile
 from amst_bench.trainer import encoder_factory
 

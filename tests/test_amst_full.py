@@ -14,7 +14,7 @@ def test_prediction_is_mean_of_alternating_logits_and_joint_logits():
     method.model.eval()
     inputs = first_batch(bundle).inputs
     with torch.no_grad():
-        fused, _ = method.predict(inputs)
+        fused = method.predict(inputs).logits
         alt, joint = method.model["alt"], method.model["joint"]
         audio = alt["head"].fc(alt["encoders"]["audio"](inputs["audio"]))
         visual = alt["head"].fc(alt["encoders"]["visual"](inputs["visual"]))

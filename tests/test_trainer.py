@@ -6,7 +6,7 @@ import pytest
 
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.method import build_config
+from amst_bench.options import build_config
 from amst_bench.results import ResultStore
 from amst_bench.runspec import RunSpec
 from amst_bench.trainer import SilentReporter, Trainer
