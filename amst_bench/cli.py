@@ -47,6 +47,7 @@ SetOpt = Annotated[
 ]
 ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="where run results are stored")]
 BoardOpt = Annotated[Path, typer.Option("--leaderboard-dir", help="where Markdown tables go")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="redo (re-measure) runs already stored")]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -150,7 +151,7 @@ def run(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
-    force: Annotated[bool, typer.Option("--force", help="redo runs that already have a result")] = False,
+    force: ForceOpt = False,
     leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
 ) -> None:
     """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
@@ -169,7 +170,7 @@ def ablation(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
-    force: Annotated[bool, typer.Option("--force", help="redo runs that already have a result")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Run the paper's ablation grid (Alt / Joint / Skip: AMST-Joint, AMST-Alt, AMST-Full, each
     with and without skipping) and write the leaderboards."""
@@ -186,7 +187,7 @@ def bench(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
-    force: Annotated[bool, typer.Option("--force", help="re-measure runs already stored")] = False,
+    force: ForceOpt = False,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from amst_bench.data import Batch, DatasetBundle, TensorSplit, iterate_batches
 from amst_bench.metrics import Evaluation
+from amst_bench.models import build_head
 from amst_bench.protocol import Protocol
 
 
@@ -212,3 +213,19 @@ class Method:
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         self.load_extra_state(state["extra"])
+
+
+class EncodersAndHead(Method):
+    """The common shape: one encoder per modality and one fusion head (`head_kind`, see
+    amst_bench.models); prediction is the head on every modality."""
+
+    head_kind: ClassVar[str] = "lsum"
+
+    def build_model(self) -> nn.ModuleDict:
+        head = build_head(self.head_kind, self.modalities, self.ctx.embedding_dim, self.ctx.num_classes)
+        return nn.ModuleDict({"encoders": self.encoders(), "head": head})
+
+    def predict(self, inputs: dict[str, torch.Tensor]) -> Prediction:
+        embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
+        logits, parts = self.model["head"](embeddings)
+        return Prediction(logits, embeddings, parts)

@@ -7,11 +7,16 @@ code (`for epoch in range(epochs)`; `epoch % s != 0` → skip): s = 5 trains in 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+import torch
+
+from amst_bench.data import Batch
 from amst_bench.errors import UserError
-from amst_bench.method import Method
+from amst_bench.method import EncodersAndHead, StepOutput
+from amst_bench.updates import mean_loss
 
 SKIPPED_FORWARD = ("official", "none")
 
@@ -66,10 +71,13 @@ class SkipOptions:
     skipped_forward: str = field(default="official", metadata={"choices": SKIPPED_FORWARD})
 
 
-class SkippingMethod(Method):
-    """A method whose modalities follow AMST's skip rule."""
+class SkippingMethod(EncodersAndHead):
+    """A method whose modalities follow AMST's skip rule. With one module (encoders + head), a
+    training step encodes (skipped encoders per `skipped_forward`) and applies `update` (one of
+    amst_bench.updates) to the trained modalities."""
 
     Config = SkipOptions
+    update: ClassVar[Callable[..., list[torch.Tensor]]]
 
     def __init__(self, config, ctx):
         self.skip_factors = resolve_skip(
@@ -82,3 +90,16 @@ class SkippingMethod(Method):
 
     def resolved_options(self):
         return dataclasses.asdict(self.config) | {"skip": dict(self.skip_factors)}
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        trained = self.trained_modalities(epoch)
+        embeddings = self.encode(
+            self.model["encoders"], batch.inputs, trained, self.config.skipped_forward
+        )
+        with torch.no_grad():  # training accuracy, from the model as it was before this step
+            fused, _ = self.model["head"]({m: e.detach() for m, e in embeddings.items()})
+        losses = type(self).update(
+            embeddings, self.model["head"], list(self.optimizers.values()), batch.labels, trained
+        )
+        fallback = self.cross_entropy(fused, batch.labels)
+        return StepOutput(mean_loss(losses, fallback), fused, embeddings)

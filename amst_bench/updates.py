@@ -44,16 +44,17 @@ def joint_update(
     optimizers: list[torch.optim.Optimizer],
     labels: torch.Tensor,
     trained: Iterable[str],
-) -> torch.Tensor | None:
-    """One loss on the sub-head of the trained modalities (their weight blocks, b/n each); None
-    when every modality is skipped this epoch (the official code then does nothing)."""
+) -> list[torch.Tensor]:
+    """One loss on the sub-head of the trained modalities (their weight blocks, b/n each); no
+    update when every modality is skipped this epoch (as the official code). Returns the
+    detached loss, as a list like `alternating_update`."""
     active = {m: embeddings[m] for m in sorted(trained)}
     if not active:
-        return None
+        return []
     logits, _ = head(active)
     loss = F.cross_entropy(logits, labels)
     Method.step(optimizers, loss)
-    return loss.detach()
+    return [loss.detach()]
 
 
 def mean_loss(losses: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:

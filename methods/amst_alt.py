@@ -16,42 +16,13 @@ Deviations / options:
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
-from amst_bench.data import Batch
-from amst_bench.method import Prediction, StepOutput
-from amst_bench.models import build_head
 from amst_bench.registry import register_method
 from amst_bench.skip import SkippingMethod
-from amst_bench.updates import alternating_update, mean_loss
+from amst_bench.updates import alternating_update
 
 
 @register_method("amst-alt")
 class AmstAlt(SkippingMethod):
     description = "AMST alternating module: per-modality losses, shared head, skip training"
-
-    def build_model(self) -> nn.ModuleDict:
-        ctx = self.ctx
-        return nn.ModuleDict({
-            "encoders": self.encoders(),
-            "head": build_head("msum", self.modalities, ctx.embedding_dim, ctx.num_classes),
-        })
-
-    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
-        trained = self.trained_modalities(epoch)
-        embeddings = self.encode(
-            self.model["encoders"], batch.inputs, trained, self.config.skipped_forward
-        )
-        with torch.no_grad():
-            fused, _ = self.model["head"]({m: e.detach() for m, e in embeddings.items()})
-        losses = alternating_update(
-            embeddings, self.model["head"], list(self.optimizers.values()), batch.labels, trained
-        )
-        fallback = self.cross_entropy(fused, batch.labels)
-        return StepOutput(mean_loss(losses, fallback), fused, embeddings)
-
-    def predict(self, inputs):
-        embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
-        logits, parts = self.model["head"](embeddings)
-        return Prediction(logits, embeddings, parts)
+    head_kind = "msum"
+    update = staticmethod(alternating_update)

@@ -92,10 +92,9 @@ class AmstFull(SkippingMethod):
                 joint_emb, self.model["joint"]["head"], joint_opts, batch.labels, trained
             )
         else:
-            loss = joint_update(
+            losses += joint_update(
                 joint_emb, self.model["joint"]["head"], joint_opts, batch.labels, trained
             )
-            losses += [loss] if loss is not None else []
         fallback = self.cross_entropy(fused, batch.labels)
         return StepOutput(mean_loss(losses, fallback), fused, alt_emb)
 

@@ -11,25 +11,15 @@ Deviations / notes:
 
 from __future__ import annotations
 
-import torch.nn as nn
-
 from amst_bench.data import Batch
-from amst_bench.method import Method, Prediction, StepOutput
-from amst_bench.models import build_head
+from amst_bench.method import EncodersAndHead, StepOutput
 from amst_bench.registry import register_method
 
 
 @register_method("naive")
-class Naive(Method):
+class Naive(EncodersAndHead):
     description = "joint training, per-modality logits summed (lsum), one loss (baseline)"
     head_kind = "lsum"
-
-    def build_model(self) -> nn.ModuleDict:
-        ctx = self.ctx
-        return nn.ModuleDict({
-            "encoders": self.encoders(),
-            "head": build_head(self.head_kind, self.modalities, ctx.embedding_dim, ctx.num_classes),
-        })
 
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
         embeddings = self.encode(self.model["encoders"], batch.inputs, self.modalities)
@@ -37,8 +27,3 @@ class Naive(Method):
         loss = self.cross_entropy(logits, batch.labels)
         self.step(list(self.optimizers.values()), loss)
         return StepOutput(loss.detach(), logits.detach(), embeddings)
-
-    def predict(self, inputs):
-        embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
-        logits, parts = self.model["head"](embeddings)
-        return Prediction(logits, embeddings, parts)
