@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from amst_bench import registry
+from amst_bench.dataspec import DataLocations, make_adapter, select_datasets
 from amst_bench.errors import UserError
 from amst_bench.protocol import OVERRIDABLE, apply_overrides, get_profile
 from amst_bench.results import ResultStore
@@ -41,12 +43,17 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
-        help="override: a protocol field (epochs=5) or a method option (amst-alt.skip.audio=3); "
-        "repeatable",
+        help="override: a protocol field (epochs=5) or a method option (amst-alt.skip.audio=3); repeatable",
     ),
 ]
 ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="where run results are stored")]
 BoardOpt = Annotated[Path, typer.Option("--leaderboard-dir", help="where Markdown tables go")]
+DataRootOpt = Annotated[
+    Path | None, typer.Option("--data-root", help="folder holding one folder per dataset ($AMST_BENCH_DATA)")
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="preprocessing cache ($AMST_BENCH_CACHE, default ./cache)")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo (re-measure) runs already stored")]
 
 
@@ -62,27 +69,35 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def split_overrides(items: list[str] | None) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Separate `--set` items into protocol overrides and per-method options."""
-    protocol: dict[str, str] = {}
-    methods: dict[str, dict[str, str]] = {}
+@dataclass
+class Overrides:
+    protocol: dict[str, str] = field(default_factory=dict)
+    methods: dict[str, dict[str, str]] = field(default_factory=dict)
+    datasets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def split_overrides(items: list[str] | None) -> Overrides:
+    """Separate `--set` items into protocol overrides, method options and dataset options."""
+    out = Overrides()
     for item in items or []:
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
             raise UserError(f"--set {item!r}: expected KEY=VALUE")
         if key in OVERRIDABLE:
-            protocol[key] = value
+            out.protocol[key] = value
             continue
-        method, dot, option = key.partition(".")
-        if not dot or not option:
+        owner, dot, option = key.partition(".")
+        if dot and option and owner in registry.methods.names():
+            out.methods.setdefault(owner, {})[option] = value
+        elif dot and option and owner in registry.datasets.names():
+            out.datasets.setdefault(owner, {})[option] = value
+        else:
             raise UserError(
-                f"--set {key}: not a protocol field ({', '.join(sorted(OVERRIDABLE))}) "
-                "nor METHOD.OPTION"
+                f"--set {key}: not a protocol field ({', '.join(sorted(OVERRIDABLE))}), "
+                "METHOD.OPTION nor DATASET.OPTION"
             )
-        registry.methods.get(method)
-        methods.setdefault(method, {})[option] = value
-    return protocol, methods
+    return out
 
 
 def _select(reg: registry.Registry, spec: str, flag: str) -> list[str]:
@@ -92,23 +107,36 @@ def _select(reg: registry.Registry, spec: str, flag: str) -> list[str]:
         raise UserError(f"{flag}: {exc}") from None
 
 
-def _grid(methods: str, datasets: str, seeds: str | None, profile: str, sets: list[str] | None,
-          variants=None) -> list:
-    protocol_overrides, method_overrides = split_overrides(sets)
-    protocol = apply_overrides(get_profile(profile), protocol_overrides)
+def _grid(
+    methods: str,
+    datasets: str,
+    seeds: str | None,
+    profile: str,
+    sets: list[str] | None,
+    data_root: Path | None,
+    cache_dir: Path | None,
+    variants=None,
+) -> tuple[list, DataLocations]:
+    overrides = split_overrides(sets)
+    protocol = apply_overrides(get_profile(profile), overrides.protocol)
+    try:
+        dataset_specs = select_datasets(datasets)
+    except UserError as exc:
+        raise UserError(f"--datasets: {exc}") from None
     request = GridRequest(
         methods=_select(registry.methods, methods, "--methods") if variants is None else [],
-        datasets=_select(registry.datasets, datasets, "--datasets"),
+        datasets=dataset_specs,
         seeds=parse_seeds(seeds) if seeds is not None else list(protocol.seeds),
         protocol=protocol,
-        protocol_overrides=protocol_overrides,
-        method_overrides=method_overrides,
+        protocol_overrides=overrides.protocol,
+        method_overrides=overrides.methods,
         variants=variants,
+        locations=DataLocations.from_environment(data_root, cache_dir, overrides.datasets),
     )
-    return plan(request)
+    return plan(request), request.locations
 
 
-def _execute(specs, results_dir: Path, force: bool, strict: bool):
+def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: DataLocations):
     from amst_bench.environment import resolve_device
     from amst_bench.progress import RichReporter
 
@@ -118,9 +146,11 @@ def _execute(specs, results_dir: Path, force: bool, strict: bool):
         if resolve_device(specs[0].protocol.device).type == "cpu":
             typer.echo(
                 f"warning: profile '{specs[0].protocol.profile}' trains ResNet18 encoders on the CPU, "
-                "which takes hours to days; --profile smoke is the quick check", err=True)
+                "which takes hours to days; --profile smoke is the quick check",
+                err=True,
+            )
     with RichReporter(len(specs)) as reporter:
-        outcome = execute(specs, store, reporter, force=force, strict=strict)
+        outcome = execute(specs, store, reporter, force=force, strict=strict, locations=locations)
     reported = set()
     for spec, why in outcome.unsupported:
         if (spec.variant, spec.dataset) not in reported:
@@ -151,13 +181,15 @@ def run(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
+    data_root: DataRootOpt = None,
+    cache_dir: CacheOpt = None,
     force: ForceOpt = False,
     leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
 ) -> None:
     """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
     resume. With --methods all, a method that cannot run on a dataset is reported, not replaced."""
-    specs = _grid(methods, datasets, seeds, profile, sets)
-    store, _ = _execute(specs, results_dir, force, strict=methods.strip() != "all")
+    specs, locations = _grid(methods, datasets, seeds, profile, sets, data_root, cache_dir)
+    store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
     if leaderboard:
         _leaderboard(store, leaderboard_dir)
 
@@ -170,12 +202,14 @@ def ablation(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
+    data_root: DataRootOpt = None,
+    cache_dir: CacheOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Run the paper's ablation grid (Alt / Joint / Skip: AMST-Joint, AMST-Alt, AMST-Full, each
     with and without skipping) and write the leaderboards."""
-    specs = _grid("", datasets, seeds, profile, sets, variants=ABLATION_VARIANTS)
-    store, _ = _execute(specs, results_dir, force, strict=True)
+    specs, locations = _grid("", datasets, seeds, profile, sets, data_root, cache_dir, ABLATION_VARIANTS)
+    store, _ = _execute(specs, results_dir, force, True, locations)
     _leaderboard(store, leaderboard_dir, show=False)
     typer.echo((leaderboard_dir / "ablation.md").read_text())
 
@@ -187,6 +221,8 @@ def bench(
     sets: SetOpt = None,
     results_dir: ResultsOpt = Path("results"),
     leaderboard_dir: BoardOpt = Path("leaderboards"),
+    data_root: DataRootOpt = None,
+    cache_dir: CacheOpt = None,
     force: ForceOpt = False,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
@@ -199,8 +235,8 @@ def bench(
     sets = list(sets or [])
     if not torch.cuda.is_available():
         sets.append("device=cpu")
-    specs = _grid(methods, datasets, None, "bench", sets)
-    store, _ = _execute(specs, results_dir, force, strict=methods.strip() != "all")
+    specs, locations = _grid(methods, datasets, None, "bench", sets, data_root, cache_dir)
+    store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
     _leaderboard(store, leaderboard_dir, show=False)
     typer.echo((leaderboard_dir / "timing.md").read_text())
 
@@ -214,6 +250,63 @@ def leaderboard(
     if not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
     _leaderboard(ResultStore(results_dir), leaderboard_dir)
+
+
+data_app = typer.Typer(
+    help="Check and preprocess datasets (decode once into the tensor cache).", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+
+def _adapter(dataset: str, profile: str, sets: list[str] | None, data_root, cache_dir):
+    overrides = split_overrides(sets)
+    protocol = apply_overrides(get_profile(profile), overrides.protocol)
+    locations = DataLocations.from_environment(data_root, cache_dir, overrides.datasets)
+    try:
+        [spec] = select_datasets(dataset)
+    except ValueError:
+        raise UserError(f"DATASET: expected one dataset, got {dataset!r}") from None
+    adapter = make_adapter(spec, locations)
+    if not hasattr(adapter, "check"):
+        raise UserError(f"dataset {spec!r} is generated in memory: nothing to check or prepare")
+    return adapter, protocol
+
+
+DatasetArg = Annotated[str, typer.Argument(help="a dataset name, or name:PATH (e.g. manifest:./my_data)")]
+
+
+@data_app.command("check")
+def data_check(
+    dataset: DatasetArg,
+    profile: ProfileOpt = "paper",
+    sets: SetOpt = None,
+    data_root: DataRootOpt = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Report every problem of a dataset at once (missing or unreadable files, unknown labels,
+    empty splits), without training. Exit 1 when there is any."""
+    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir)
+    problems = adapter.check(protocol)
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        typer.echo(f"{dataset}: {len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{dataset}: no problems found")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: DatasetArg,
+    profile: ProfileOpt = "paper",
+    sets: SetOpt = None,
+    data_root: DataRootOpt = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Decode a dataset once into its tensor cache (training reads only the cache)."""
+    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir)
+    path = adapter.prepare(protocol)
+    typer.echo(f"{dataset}: cache ready at {path}")
 
 
 @app.command("list")
@@ -238,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="amst-bench", standalone_mode=False)
+        code = command.main(args=argv, prog_name="amst-bench", standalone_mode=False)
     except UserError as exc:
         print(f"amst-bench: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -252,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"amst-bench: error: {exc.format_message()}", file=sys.stderr)
             sys.exit(exc.exit_code or 2)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

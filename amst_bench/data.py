@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,8 @@ class DatasetBundle:
     # Input shape per modality (without batch), for building encoders.
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    # Stored tensors → encoder inputs on the device (`train` adds augmentation); None: as stored.
+    prepare: Callable[[dict[str, torch.Tensor], bool], dict[str, torch.Tensor]] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -72,8 +74,11 @@ def iterate_batches(
     batch_size: int,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    prepare: Callable[[dict[str, torch.Tensor], bool], dict[str, torch.Tensor]] | None = None,
+    train: bool = False,
 ) -> Iterator[Batch]:
-    """Yield batches; shuffled when a generator is given. The last partial batch is kept."""
+    """Yield batches; shuffled when a generator is given. The last partial batch is kept.
+    `prepare(inputs, train)` turns stored tensors into encoder inputs (see DatasetBundle)."""
     n = len(split)
     if generator is not None:
         order = torch.randperm(n, generator=generator)
@@ -86,6 +91,8 @@ def iterate_batches(
         if device is not None:
             inputs = {m: t.to(device, non_blocking=True) for m, t in inputs.items()}
             labels = labels.to(device, non_blocking=True)
+        if prepare is not None:
+            inputs = prepare(inputs, train)
         yield Batch(inputs, labels)
 
 

@@ -148,11 +148,20 @@ class Method:
             weight_decay=opt.weight_decay,
         )
 
-    def train_batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        """Batches of the training split, outside the trainer's loop (shuffled with a generator)."""
+    def train_batches(
+        self, generator: torch.Generator | None = None, augment: bool = False
+    ) -> Iterator[Batch]:
+        """Batches of the training split, outside the trainer's loop (shuffled with a generator;
+        with the training augmentation only if `augment`)."""
         if self.ctx.train is None:
             raise RuntimeError("the training split is only available inside a run")
-        return iterate_batches(self.ctx.train, self.ctx.protocol.batch_size, generator)
+        return iterate_batches(
+            self.ctx.train,
+            self.ctx.protocol.batch_size,
+            generator,
+            prepare=self.ctx.dataset.prepare,
+            train=augment,
+        )
 
     def encoders(self) -> nn.ModuleDict:
         return nn.ModuleDict({m: self.ctx.make_encoder(m) for m in self.modalities})

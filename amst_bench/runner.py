@@ -13,6 +13,7 @@ from typing import Any
 
 from amst_bench import registry
 from amst_bench.data import DatasetBundle
+from amst_bench.dataspec import DataLocations, make_adapter, split_spec
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.options import build_config
 from amst_bench.protocol import Protocol
@@ -47,6 +48,7 @@ class GridRequest:
     method_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     # extra variants: (method, {option: value}) run in addition (the ablation grid uses this)
     variants: list[tuple[str, dict[str, str]]] | None = None
+    locations: DataLocations = field(default_factory=DataLocations.from_environment)
 
 
 def plan(request: GridRequest) -> list[RunSpec]:
@@ -63,25 +65,27 @@ def plan(request: GridRequest) -> list[RunSpec]:
         config = build_config(method_cls, options)
         for dataset in request.datasets:
             for seed in request.seeds:
+                name, _ = split_spec(dataset)
+                dataset_options = dict(request.locations.options.get(name, {}))
                 specs.append(RunSpec(method_cls, config, dataset, seed, request.protocol,
-                                     dict(request.protocol_overrides)))
+                                     dict(request.protocol_overrides), dataset_options))
     return specs
 
 
 class DatasetCache:
     """Loads each dataset once per grid."""
 
-    def __init__(self, protocol: Protocol):
+    def __init__(self, protocol: Protocol, locations: DataLocations):
         self.protocol = protocol
+        self.locations = locations
         self._bundles: dict[str, DatasetBundle] = {}
 
-    def get(self, name: str) -> DatasetBundle:
-        if name not in self._bundles:
-            adapter = registry.datasets.get(name)()
-            bundle = adapter.load(self.protocol)
-            bundle.name = name
-            self._bundles[name] = bundle
-        return self._bundles[name]
+    def get(self, spec: str) -> DatasetBundle:
+        if spec not in self._bundles:
+            bundle = make_adapter(spec, self.locations).load(self.protocol)
+            bundle.name = spec
+            self._bundles[spec] = bundle
+        return self._bundles[spec]
 
 
 @dataclass
@@ -98,10 +102,12 @@ def execute(
     force: bool = False,
     checkpoint_every: int = 1,
     strict: bool = True,
+    locations: DataLocations | None = None,
 ) -> GridOutcome:
     """Run every spec. A method that cannot run on a dataset raises (strict) or is reported in
     `unsupported` (for `--methods all` grids): it is never replaced by something else."""
     store.ensure_writable()
+    locations = locations or DataLocations.from_environment()
     outcome = GridOutcome()
     datasets: dict[Protocol, DatasetCache] = {}
     for spec in specs:
@@ -112,7 +118,7 @@ def execute(
             continue
         if force:
             store.drop_checkpoint(spec.run_id)
-        cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol))
+        cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol, locations))
         bundle = cache.get(spec.dataset)
         try:
             warm_up(spec, bundle)

@@ -43,6 +43,7 @@ class RunSpec:
     seed: int
     protocol: Protocol
     overrides: dict[str, str] = field(default_factory=dict)
+    dataset_options: dict[str, str] = field(default_factory=dict)
 
     @property
     def method(self) -> str:
@@ -61,6 +62,7 @@ class RunSpec:
             "method": self.method,
             "method_config": dataclasses.asdict(self.method_config),
             "dataset": self.dataset,
+            "dataset_options": dict(sorted(self.dataset_options.items())),
             "protocol": protocol,
         }
 

@@ -110,7 +110,7 @@ class Trainer:
             for m, lg in logits.items():
                 hits[m] = hits.get(m, 0) + (lg.argmax(1) == target).sum()
 
-        for batch in iterate_batches(split, self.spec.protocol.batch_size):
+        for batch in iterate_batches(split, self.spec.protocol.batch_size, prepare=self.bundle.prepare):
             pred = method.predict(batch.inputs)
             losses.append(F.cross_entropy(pred.logits, batch.labels, reduction="sum"))
             preds.append(pred.logits.argmax(1))
@@ -178,7 +178,8 @@ class Trainer:
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             counted = 0
-            for batch in iterate_batches(train, protocol.batch_size, shuffle):
+            for batch in iterate_batches(train, protocol.batch_size, shuffle,
+                                         prepare=self.bundle.prepare, train=True):
                 out = method.training_step(batch, epoch)
                 loss_sum += out.loss.detach()
                 if out.logits is not None:
@@ -263,6 +264,7 @@ class Trainer:
             "method_resolved": method.resolved_options(),
             "dataset": spec.dataset,
             "dataset_info": self.bundle.describe(),
+            "dataset_options": dict(spec.dataset_options),
             "split": self.bundle.split_name,
             "seed": spec.seed,
             "profile": spec.protocol.profile,

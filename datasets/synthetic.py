@@ -92,6 +92,9 @@ class SyntheticAV:
     with_text = False
     default_skip = {"audio": 3, "visual": 1}
 
+    def __init__(self, source=None):
+        """Generated in memory: a data folder or cache, if given, is not used."""
+
     def load(self, protocol: Protocol) -> DatasetBundle:
         spec = SyntheticSpec(
             audio_shape=tuple(protocol.synthetic_audio_shape), image_size=protocol.synthetic_image_size

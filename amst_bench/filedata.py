@@ -1,0 +1,239 @@
+"""Datasets read from files: find records, check them, decode once into a tensor cache, load.
+
+An adapter (a subclass of FileDataset) says where the files are and how labels and splits are
+made; this module does the rest the same way for every dataset:
+  check()    every problem at once (missing or unreadable files, unknown labels, empty splits)
+  prepare()  decode every record into compact tensors (fp16 fbank, uint8 frames, int tokens) in
+             one cache file keyed by a hash of the settings and of the files; written atomically,
+             so a half-written cache is never used; a changed setting makes a new cache
+  load()     the cache as a DatasetBundle (training reads only the cache)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amst_bench.augment import prepare_inputs
+from amst_bench.data import DatasetBundle, TensorSplit
+from amst_bench.errors import UserError
+from amst_bench.preprocess import AudioSettings, DecodeError, VisualSettings, audio_features, visual_frames
+from amst_bench.protocol import Protocol
+from amst_bench.results import atomic_torch_save
+from amst_bench.splits import SPLITS
+
+
+@dataclass(frozen=True)
+class Record:
+    """One sample: its id, label name and a file or folder per modality; `split` when the dataset
+    prescribes it."""
+
+    id: str
+    label: str
+    sources: dict[str, Path]
+    split: str | None = None
+
+
+@dataclass
+class DataSource:
+    """Where a dataset lives and where its cache goes (from `--datasets name:PATH`, --data-root,
+    --cache-dir)."""
+
+    root: Path | None = None
+    cache_dir: Path = Path("cache")
+    options: dict[str, str] = field(default_factory=dict)
+
+
+class DataProblems(UserError):
+    """Every problem found in a dataset; str() is one line, `problems` has them all."""
+
+    def __init__(self, dataset: str, problems: list[str]):
+        self.problems = problems
+        shown = "; ".join(problems[:3])
+        more = (
+            f" (and {len(problems) - 3} more; `amst-bench data check {dataset}` lists all)"
+            if len(problems) > 3
+            else ""
+        )
+        super().__init__(f"{dataset}: {len(problems)} problem(s): {shown}{more}")
+
+
+def _file_signature(path: Path) -> list:
+    if path.is_dir():
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(path.iterdir())]
+    stat = path.stat()
+    return [path.name, stat.st_size, stat.st_mtime_ns]
+
+
+class FileDataset:
+    """Base class of adapters over files on disk."""
+
+    name = ""
+    description = ""
+    modalities: tuple[str, ...] = ()
+    default_skip: dict[str, int] = {}
+    audio = AudioSettings()
+    visual = VisualSettings()
+    layout_help = ""  # one line: what the folder must hold (shown when it is missing)
+
+    def __init__(self, source: DataSource | None = None):
+        self.source = source or DataSource()
+
+    # ------------------------------------------------------------------ for adapters to define
+
+    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
+        """All records under root; append a message to `problems` for anything wrong."""
+        raise NotImplementedError
+
+    def make_splits(
+        self, records: list[Record], protocol: Protocol, problems: list[str]
+    ) -> dict[str, list[str]]:
+        """Sample ids per split."""
+        raise NotImplementedError
+
+    def split_name(self) -> str:
+        return "random-80/10/10"
+
+    def class_names(self, records: list[Record]) -> list[str]:
+        return sorted({r.label for r in records})
+
+    # ------------------------------------------------------------------ shared machinery
+
+    @property
+    def root(self) -> Path:
+        root = self.source.root
+        if root is None:
+            raise UserError(
+                f"dataset {self.name!r}: no folder given; use --datasets {self.name}:PATH "
+                f"or --data-root DIR holding {self.name}/"
+            )
+        if not root.is_dir():
+            raise UserError(f"dataset {self.name!r}: {root} is not a folder ({self.layout_help})")
+        return root
+
+    def scan(self, protocol: Protocol) -> tuple[list[Record], dict[str, list[str]], list[str]]:
+        problems: list[str] = []
+        records = self.find_records(self.root, problems)
+        for r in records:
+            for modality, path in r.sources.items():
+                if not path.exists():
+                    problems.append(f"{path}: missing ({modality} of {r.id})")
+        if not records:
+            problems.append(f"{self.root}: no samples found ({self.layout_help})")
+            return records, {s: [] for s in SPLITS}, problems
+        splits = self.make_splits(records, protocol, problems)
+        for s in SPLITS:
+            if not splits.get(s):
+                problems.append(f"{self.name}: the {s} split is empty")
+        return records, splits, problems
+
+    def check(self, protocol: Protocol, decode: bool = True) -> list[str]:
+        """Every problem at once; with `decode`, each file is also read."""
+        records, _, problems = self.scan(protocol)
+        if decode and not problems:
+            for r in records:
+                for modality, path in r.sources.items():
+                    try:
+                        self.decode(modality, path)
+                    except DecodeError as exc:
+                        problems.append(str(exc))
+        return problems
+
+    def decode(self, modality: str, path: Path) -> torch.Tensor:
+        if modality == "audio":
+            return audio_features(path, self.audio).half()
+        if modality == "visual":
+            return visual_frames(path, self.visual)
+        raise DecodeError(f"{path}: no decoder for modality {modality!r}")
+
+    def settings(self) -> dict[str, Any]:
+        return {"audio": dataclasses.asdict(self.audio), "visual": dataclasses.asdict(self.visual)}
+
+    def cache_key(self, records: list[Record], splits: dict[str, list[str]]) -> str:
+        payload = {
+            "dataset": self.name,
+            "settings": self.settings(),
+            "splits": splits,
+            "records": [
+                [r.id, r.label, {m: _file_signature(p) for m, p in sorted(r.sources.items())}]
+                for r in sorted(records, key=lambda r: r.id)
+            ],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def cache_path(self, key: str) -> Path:
+        return self.source.cache_dir / self.name / f"{key}.pt"
+
+    def prepare(self, protocol: Protocol, progress: Callable[[int, int], None] | None = None) -> Path:
+        """Decode everything into the cache (once); returns the cache file."""
+        records, splits, problems = self.scan(protocol)
+        if problems:
+            raise DataProblems(self.name, problems)
+        key = self.cache_key(records, splits)
+        path = self.cache_path(key)
+        if path.is_file():
+            return path
+        by_id = {r.id: r for r in records}
+        ordered = [by_id[i] for s in SPLITS for i in splits[s]]
+        classes = self.class_names(records)
+        tensors: dict[str, list[torch.Tensor]] = {m: [] for m in self.modalities}
+        decode_problems = []
+        for n, r in enumerate(ordered):
+            for m in self.modalities:
+                try:
+                    tensors[m].append(self.decode(m, r.sources[m]))
+                except DecodeError as exc:
+                    decode_problems.append(str(exc))
+            if progress:
+                progress(n + 1, len(ordered))
+        if decode_problems:
+            raise DataProblems(self.name, decode_problems)
+        shapes = {m: {tuple(t.shape) for t in ts} for m, ts in tensors.items()}
+        uneven = [m for m, s in shapes.items() if len(s) > 1]
+        if uneven:
+            raise DataProblems(
+                self.name, [f"{m}: samples decode to different shapes {sorted(shapes[m])}" for m in uneven]
+            )
+        counts = {s: len(splits[s]) for s in SPLITS}
+        payload = {
+            "ids": [r.id for r in ordered],
+            "labels": torch.tensor([classes.index(r.label) for r in ordered]),
+            "counts": counts,
+            "classes": classes,
+            "inputs": {m: torch.stack(ts) for m, ts in tensors.items()},
+            "meta": {"dataset": self.name, "settings": self.settings(), "split": self.split_name()},
+        }
+        atomic_torch_save(path, payload)
+        return path
+
+    def load(self, protocol: Protocol) -> DatasetBundle:
+        payload = torch.load(self.prepare(protocol), map_location="cpu", weights_only=False)
+        counts, labels, inputs = payload["counts"], payload["labels"], payload["inputs"]
+        bounds, start = {}, 0
+        for s in SPLITS:
+            bounds[s] = slice(start, start + counts[s])
+            start += counts[s]
+        parts = {s: TensorSplit({m: t[b] for m, t in inputs.items()}, labels[b]) for s, b in bounds.items()}
+        return DatasetBundle(
+            name=self.name,
+            modalities=tuple(sorted(self.modalities)),
+            num_classes=len(payload["classes"]),
+            train=parts["train"],
+            val=parts["val"],
+            test=parts["test"],
+            class_names=tuple(payload["classes"]),
+            split_name=self.split_name(),
+            default_skip=dict(self.default_skip),
+            input_shapes={
+                m: tuple(prepare_inputs({m: t[:1]}, False)[m].shape[1:]) for m, t in inputs.items()
+            },
+            info={"root": str(self.root), "cache": payload["meta"]},
+            prepare=prepare_inputs,
+        )

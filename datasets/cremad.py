@@ -1,0 +1,135 @@
+"""CREMA-D (Cao et al., 2014): 7,442 clips of 91 actors, 6 emotions; audio + visual.
+
+Layout expected under the dataset folder (as the official AMST code's data guide prepares it,
+`Doc/dataset/CREMAD.md`: WAV files as distributed, frames extracted at 1 fps from VideoFlash):
+  AudioWAV/<clip>.wav                      e.g. AudioWAV/1001_DFA_ANG_XX.wav
+  IMAGE_KEPT_1_PER_SEC/<clip>/<frame>.jpg  frames of the clip, in name order
+The label is the clip name's third field (ANG, DIS, FEA, HAP, NEU, SAD → Anger, Disgust, Fear,
+Happy, Neutral, Sad, the official stat file's names). Obtain the data from
+github.com/CheyneyComputerScience/CREMA-D; extract frames with e.g.
+`ffmpeg -i VideoFlash/<clip>.flv -vf fps=1 IMAGE_KEPT_1_PER_SEC/<clip>/%05d.jpg`.
+
+Splits (`--set cremad.split=…`): `random` (default: seeded 80/10/10 over clips, written once to
+split files and reused), `speaker` (seeded 80/10/10 over actors, so no actor is in two splits: a
+random clip split puts the same actor in train and test), `official` (the split files of the
+official code, `--set cremad.split_dir=DIR` holding 80_train_cre.txt, 10_val_cre.txt and
+10_test_cre.txt, lines like `1086_ITS_SAD_XX.flv Sad`; accepted as given, with a warning for ids
+in two splits: the official files have 4 clips in both val and test).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from amst_bench.errors import UserError
+from amst_bench.filedata import FileDataset, Record
+from amst_bench.protocol import Protocol
+from amst_bench.registry import register_dataset
+from amst_bench.splits import (
+    SPLITS,
+    group_split,
+    overlaps,
+    random_split,
+    read_split_file,
+    read_split_folder,
+    write_split_files,
+)
+
+EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
+OFFICIAL_FILES = {"train": "80_train_cre.txt", "val": "10_val_cre.txt", "test": "10_test_cre.txt"}
+SPLIT_CHOICES = ("random", "speaker", "official")
+
+
+@register_dataset("cremad")
+class CremaD(FileDataset):
+    description = "CREMA-D: audio + visual, 6 emotions (AudioWAV/, IMAGE_KEPT_1_PER_SEC/)"
+    modalities = ("audio", "visual")
+    default_skip = {"audio": 5, "visual": 1}
+    layout_help = "expected AudioWAV/<clip>.wav and IMAGE_KEPT_1_PER_SEC/<clip>/ frames"
+
+    @property
+    def split_kind(self) -> str:
+        kind = self.source.options.get("split", "random")
+        if kind not in SPLIT_CHOICES:
+            raise UserError(f"--set cremad.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
+        return kind
+
+    @property
+    def split_seed(self) -> int:
+        return int(self.source.options.get("split_seed", 0))
+
+    def split_name(self) -> str:
+        return {"random": "random-80/10/10", "speaker": "speaker-80/10/10", "official": "official-amst"}[
+            self.split_kind
+        ]
+
+    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
+        audio_dir, frames_dir = root / "AudioWAV", root / "IMAGE_KEPT_1_PER_SEC"
+        for folder in (audio_dir, frames_dir):
+            if not folder.is_dir():
+                problems.append(f"{folder}: missing folder ({self.layout_help})")
+        if problems:
+            return []
+        records = []
+        for wav in sorted(audio_dir.glob("*.wav")):
+            clip = wav.stem
+            fields = clip.split("_")
+            if len(fields) < 3 or fields[2] not in EMOTIONS:
+                problems.append(
+                    f"{wav}: unknown label in clip name (expected ACTOR_SENTENCE_EMOTION_LEVEL "
+                    f"with EMOTION in {', '.join(EMOTIONS)})"
+                )
+                continue
+            records.append(Record(clip, EMOTIONS[fields[2]], {"audio": wav, "visual": frames_dir / clip}))
+        return records
+
+    def make_splits(
+        self, records: list[Record], protocol: Protocol, problems: list[str]
+    ) -> dict[str, list[str]]:
+        labels = {r.id: r.label for r in records}
+        if self.split_kind == "official":
+            return self._official(labels, problems)
+        folder = self.source.cache_dir / self.name / "splits" / f"{self.split_kind}-seed{self.split_seed}"
+        if all((folder / f"{s}.txt").is_file() for s in SPLITS):
+            splits = read_split_folder(folder, suffix=".flv")
+        else:
+            ids = sorted(labels)
+            if self.split_kind == "speaker":
+                splits = group_split(ids, lambda clip: clip.split("_")[0], protocol.split, self.split_seed)
+            else:
+                splits = random_split(ids, protocol.split, self.split_seed)
+            write_split_files(folder, splits, labels, suffix=".flv")
+        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
+        if unknown:
+            problems.append(
+                f"{folder}: split files name {len(unknown)} clip(s) not in the dataset, "
+                f"e.g. {unknown[0]} (delete the folder to draw a new split)"
+            )
+        return splits
+
+    def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+        folder = Path(self.source.options.get("split_dir", ""))
+        if not folder.is_dir():
+            problems.append(
+                f"--set cremad.split_dir={folder}: not a folder holding {', '.join(OFFICIAL_FILES.values())}"
+            )
+            return {s: [] for s in SPLITS}
+        splits = {}
+        for s, filename in OFFICIAL_FILES.items():
+            pairs = read_split_file(folder / filename, suffix=".flv")
+            for clip, label in pairs:
+                if clip not in labels:
+                    problems.append(f"{folder / filename}: clip {clip} is not in the dataset")
+                elif label != labels[clip]:
+                    problems.append(
+                        f"{folder / filename}: clip {clip} labelled {label}, its name says {labels[clip]}"
+                    )
+            splits[s] = [clip for clip, _ in pairs]
+        for (a, b), both in overlaps(splits).items():
+            warnings.warn(
+                f"cremad official split: {len(both)} clip(s) in both {a} and {b} "
+                f"(e.g. {sorted(both)[0]}); accepted as given",
+                stacklevel=2,
+            )
+        return splits

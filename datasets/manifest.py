@@ -1,0 +1,97 @@
+"""Any folder of audio / image / text files, described by a manifest: `--datasets manifest:PATH`.
+
+PATH holds `manifest.csv` with columns `id`, `label`, one column per modality among `audio`
+(a WAV/FLAC file), `visual` (an image file, or a folder of frame images taken in name order),
+`text` (a .txt file), and optionally `split` (`train` / `val` / `test`; without it a seeded
+80/10/10 split). Paths are relative to PATH. Class names are the labels, sorted. Audio and visual
+are decoded exactly as for CREMA-D (see amst_bench.preprocess).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from amst_bench.filedata import FileDataset, Record
+from amst_bench.protocol import Protocol
+from amst_bench.registry import register_dataset
+from amst_bench.splits import SPLITS, random_split
+
+KNOWN_MODALITIES = ("audio", "text", "visual")
+
+
+@register_dataset("manifest")
+class Manifest(FileDataset):
+    description = "any folder: manifest:PATH with PATH/manifest.csv (id,label,audio|visual|text[,split])"
+    layout_help = "expected manifest.csv with columns id,label and audio/visual/text paths"
+
+    def _table(self, root: Path, problems: list[str]) -> pd.DataFrame | None:
+        path = root / "manifest.csv"
+        if not path.is_file():
+            problems.append(f"{path}: missing ({self.layout_help})")
+            return None
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: not a readable CSV ({exc})")
+            return None
+        missing = [c for c in ("id", "label") if c not in table.columns]
+        if missing:
+            problems.append(f"{path}: missing column(s) {', '.join(missing)}")
+        modalities = [c for c in KNOWN_MODALITIES if c in table.columns]
+        if not modalities:
+            problems.append(
+                f"{path}: no modality column; expected at least one of {', '.join(KNOWN_MODALITIES)}"
+            )
+        extra = set(table.columns) - {"id", "label", "split", *KNOWN_MODALITIES}
+        if extra:
+            problems.append(f"{path}: unknown column(s) {', '.join(sorted(extra))}")
+        if missing or not modalities:
+            return None
+        if "text" in modalities:
+            problems.append(f"{path}: the text modality is not supported yet (RoBERTa tokenisation is "
+                            "part of the real-datasets work); use audio and visual columns")
+            return None
+        self.modalities = tuple(modalities)
+        return table
+
+    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
+        table = self._table(root, problems)
+        if table is None:
+            return []
+        records, seen = [], set()
+        for row_number, row in enumerate(table.itertuples(index=False), start=2):
+            where = f"{root / 'manifest.csv'}:{row_number}"
+            if not row.id or row.id in seen:
+                problems.append(f"{where}: {'empty' if not row.id else 'repeated'} id {row.id!r}")
+                continue
+            if not row.label:
+                problems.append(f"{where}: empty label for id {row.id!r}")
+                continue
+            seen.add(row.id)
+            split = getattr(row, "split", None) or None
+            if split is not None and split not in SPLITS:
+                problems.append(f"{where}: split {split!r}; expected train, val or test")
+            sources = {m: root / getattr(row, m) for m in self.modalities}
+            records.append(Record(row.id, row.label, sources, split))
+        return records
+
+    def make_splits(
+        self, records: list[Record], protocol: Protocol, problems: list[str]
+    ) -> dict[str, list[str]]:
+        given = [r for r in records if r.split]
+        self._split_label = "manifest" if given else "random-80/10/10"
+        if given and len(given) != len(records):
+            problems.append(
+                f"{self.root / 'manifest.csv'}: the split column is filled for only "
+                f"{len(given)} of {len(records)} rows"
+            )
+        if given:
+            return {s: sorted(r.id for r in records if r.split == s) for s in SPLITS}
+        return random_split(
+            [r.id for r in records], protocol.split, int(self.source.options.get("split_seed", 0))
+        )
+
+    def split_name(self) -> str:
+        return getattr(self, "_split_label", "manifest")

@@ -1,0 +1,162 @@
+"""The generic manifest adapter: any folder described by manifest.csv."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.errors import UserError
+from amst_bench.protocol import get_profile
+from tests.fixtures import write_frames, write_jpeg, write_wav
+from tests.test_cli import cli
+
+PROTOCOL = get_profile("smoke")
+
+
+def make_manifest(
+    root,
+    columns=("audio", "visual"),
+    per_class=4,
+    labels=("cat", "dog", "bird"),
+    with_split=False,
+    frames_as_folder=True,
+):
+    rows = []
+    for c, label in enumerate(labels):
+        for k in range(per_class):
+            sid = f"{label}{k}"
+            row = {"id": sid, "label": label}
+            if "audio" in columns:
+                write_wav(root / "wav" / f"{sid}.wav", freq=300 + 50 * c, seed=len(rows))
+                row["audio"] = f"wav/{sid}.wav"
+            if "visual" in columns:
+                if frames_as_folder:
+                    write_frames(root / "frames" / sid, 3, seed=len(rows))
+                    row["visual"] = f"frames/{sid}"
+                else:
+                    write_jpeg(root / "img" / f"{sid}.jpg", seed=len(rows))
+                    row["visual"] = f"img/{sid}.jpg"
+            if with_split:
+                row["split"] = ["train", "train", "val", "test"][k % 4]
+            rows.append(row)
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(r[h] for h in header) for r in rows]
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def adapter(root, cache):
+    return make_adapter(f"manifest:{root}", DataLocations(cache_dir=cache))
+
+
+def cache_files(cache):
+    return sorted((cache / "manifest").glob("*.pt")) if (cache / "manifest").exists() else []
+
+
+def test_audio_visual_manifest_prepares_and_loads(tmp_path):
+    rows = make_manifest(tmp_path / "d")
+    a = adapter(tmp_path / "d", tmp_path / "c")
+    assert a.check(PROTOCOL) == []
+    bundle = a.load(PROTOCOL)
+    assert bundle.modalities == ("audio", "visual")
+    assert bundle.class_names == ("bird", "cat", "dog")  # labels, sorted
+    assert len(bundle.train) + len(bundle.val) + len(bundle.test) == len(rows)
+    assert bundle.split_name == "random-80/10/10"
+
+
+def test_split_column_is_used_as_given(tmp_path):
+    make_manifest(tmp_path / "d", with_split=True)
+    a = adapter(tmp_path / "d", tmp_path / "c")
+    _, splits, problems = a.scan(PROTOCOL)
+    assert not problems
+    assert splits["val"] == ["bird2", "cat2", "dog2"] and splits["test"] == ["bird3", "cat3", "dog3"]
+    assert a.split_name() == "manifest"
+
+
+def test_single_images_as_visual(tmp_path):
+    make_manifest(tmp_path / "d", columns=("visual",), frames_as_folder=False)
+    bundle = adapter(tmp_path / "d", tmp_path / "c").load(PROTOCOL)
+    assert bundle.modalities == ("visual",)
+    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda root: (root / "manifest.csv").unlink(), "manifest.csv: missing"),
+        (
+            lambda root: (root / "manifest.csv").write_text("id,audio\na,wav/cat0.wav\n"),
+            "missing column(s) label",
+        ),
+        (lambda root: (root / "manifest.csv").write_text("id,label,smell\na,cat,x\n"), "no modality column"),
+        (lambda root: (root / "wav" / "cat1.wav").unlink(), "cat1.wav: missing"),
+        (lambda root: (root / "wav" / "cat1.wav").write_bytes(b"garbage"), "cat1.wav: unreadable audio"),
+        (
+            lambda root: (root / "frames" / "dog0" / "00001.jpg").write_bytes(b"garbage"),
+            "00001.jpg: unreadable image",
+        ),
+        (
+            lambda root: (root / "manifest.csv").write_text(
+                (root / "manifest.csv").read_text().replace("\ncat1,", "\ncat0,")
+            ),
+            "repeated id 'cat0'",
+        ),
+        (
+            lambda root: (root / "manifest.csv").write_text(
+                "id,label,audio,split\n" + "".join(f"x{i},cat,wav/cat0.wav,train\n" for i in range(3))
+            ),
+            "the val split is empty",
+        ),
+    ],
+)
+def test_bad_input_names_the_problem_and_leaves_no_cache(tmp_path, breakage, message):
+    make_manifest(tmp_path / "d")
+    breakage(tmp_path / "d")
+    a = adapter(tmp_path / "d", tmp_path / "c")
+    problems = a.check(PROTOCOL)
+    assert any(message in p for p in problems), problems
+    with pytest.raises(UserError, match="problem"):
+        a.prepare(PROTOCOL)
+    assert cache_files(tmp_path / "c") == []
+
+
+def test_text_column_is_refused_clearly_until_supported(tmp_path):
+    make_manifest(tmp_path / "d")
+    (tmp_path / "d" / "manifest.csv").write_text("id,label,text\na,cat,a.txt\n")
+    assert any(
+        "text modality is not supported yet" in p
+        for p in adapter(tmp_path / "d", tmp_path / "c").check(PROTOCOL)
+    )
+
+
+def test_cli_runs_two_methods_on_a_manifest(tmp_path):
+    make_manifest(tmp_path / "d", per_class=5)
+    spec = f"manifest:{tmp_path / 'd'}"
+    assert cli("data", "check", spec) == 0
+    assert (
+        cli(
+            "run",
+            "--methods",
+            "naive,amst-alt",
+            "--datasets",
+            spec,
+            "--seeds",
+            "0",
+            "--profile",
+            "smoke",
+            "--set",
+            "epochs=1",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--leaderboard-dir",
+            str(tmp_path / "b"),
+        )
+        == 0
+    )
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
+    assert all(r["dataset"] == spec for r in runs)
