@@ -163,6 +163,11 @@ class Method:
             train=augment,
         )
 
+    def val_batches(self) -> Iterator[Batch]:
+        """Batches of the validation split in order, on the device, as evaluation sees them."""
+        return iterate_batches(self.ctx.dataset.val, self.ctx.protocol.batch_size,
+                               device=self.ctx.device, prepare=self.ctx.dataset.prepare)
+
     def encoders(self) -> nn.ModuleDict:
         return nn.ModuleDict({m: self.ctx.make_encoder(m) for m in self.modalities})
 
