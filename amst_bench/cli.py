@@ -54,6 +54,10 @@ DataRootOpt = Annotated[
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="preprocessing cache ($AMST_BENCH_CACHE, default ./cache)")
 ]
+TextModelOpt = Annotated[
+    Path | None,
+    typer.Option("--text-model", help="local RoBERTa folder (tokenizer, config.json, optional weights)"),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo (re-measure) runs already stored")]
 
 
@@ -76,9 +80,12 @@ class Overrides:
     datasets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def split_overrides(items: list[str] | None) -> Overrides:
-    """Separate `--set` items into protocol overrides, method options and dataset options."""
+def split_overrides(items: list[str] | None, text_model: Path | None = None) -> Overrides:
+    """Separate `--set` items into protocol overrides, method options and dataset options
+    (`--text-model PATH` is the protocol override text_model=PATH)."""
     out = Overrides()
+    if text_model is not None:
+        out.protocol["text_model"] = str(text_model)
     for item in items or []:
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
@@ -115,9 +122,10 @@ def _grid(
     sets: list[str] | None,
     data_root: Path | None,
     cache_dir: Path | None,
+    text_model: Path | None = None,
     variants=None,
 ) -> tuple[list, DataLocations]:
-    overrides = split_overrides(sets)
+    overrides = split_overrides(sets, text_model)
     protocol = apply_overrides(get_profile(profile), overrides.protocol)
     try:
         dataset_specs = select_datasets(datasets)
@@ -183,12 +191,13 @@ def run(
     leaderboard_dir: BoardOpt = Path("leaderboards"),
     data_root: DataRootOpt = None,
     cache_dir: CacheOpt = None,
+    text_model: TextModelOpt = None,
     force: ForceOpt = False,
     leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
 ) -> None:
     """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
     resume. With --methods all, a method that cannot run on a dataset is reported, not replaced."""
-    specs, locations = _grid(methods, datasets, seeds, profile, sets, data_root, cache_dir)
+    specs, locations = _grid(methods, datasets, seeds, profile, sets, data_root, cache_dir, text_model)
     store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
     if leaderboard:
         _leaderboard(store, leaderboard_dir)
@@ -204,11 +213,14 @@ def ablation(
     leaderboard_dir: BoardOpt = Path("leaderboards"),
     data_root: DataRootOpt = None,
     cache_dir: CacheOpt = None,
+    text_model: TextModelOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Run the paper's ablation grid (Alt / Joint / Skip: AMST-Joint, AMST-Alt, AMST-Full, each
     with and without skipping) and write the leaderboards."""
-    specs, locations = _grid("", datasets, seeds, profile, sets, data_root, cache_dir, ABLATION_VARIANTS)
+    specs, locations = _grid(
+        "", datasets, seeds, profile, sets, data_root, cache_dir, text_model, ABLATION_VARIANTS
+    )
     store, _ = _execute(specs, results_dir, force, True, locations)
     _leaderboard(store, leaderboard_dir, show=False)
     typer.echo((leaderboard_dir / "ablation.md").read_text())
@@ -223,6 +235,7 @@ def bench(
     leaderboard_dir: BoardOpt = Path("leaderboards"),
     data_root: DataRootOpt = None,
     cache_dir: CacheOpt = None,
+    text_model: TextModelOpt = None,
     force: ForceOpt = False,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
@@ -235,7 +248,7 @@ def bench(
     sets = list(sets or [])
     if not torch.cuda.is_available():
         sets.append("device=cpu")
-    specs, locations = _grid(methods, datasets, None, "bench", sets, data_root, cache_dir)
+    specs, locations = _grid(methods, datasets, None, "bench", sets, data_root, cache_dir, text_model)
     store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
     _leaderboard(store, leaderboard_dir, show=False)
     typer.echo((leaderboard_dir / "timing.md").read_text())
@@ -258,8 +271,8 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-def _adapter(dataset: str, profile: str, sets: list[str] | None, data_root, cache_dir):
-    overrides = split_overrides(sets)
+def _adapter(dataset: str, profile: str, sets: list[str] | None, data_root, cache_dir, text_model):
+    overrides = split_overrides(sets, text_model)
     protocol = apply_overrides(get_profile(profile), overrides.protocol)
     locations = DataLocations.from_environment(data_root, cache_dir, overrides.datasets)
     try:
@@ -282,10 +295,11 @@ def data_check(
     sets: SetOpt = None,
     data_root: DataRootOpt = None,
     cache_dir: CacheOpt = None,
+    text_model: TextModelOpt = None,
 ) -> None:
     """Report every problem of a dataset at once (missing or unreadable files, unknown labels,
     empty splits), without training. Exit 1 when there is any."""
-    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir)
+    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
     problems = adapter.check(protocol)
     for line in problems:
         typer.echo(line)
@@ -302,9 +316,10 @@ def data_prepare(
     sets: SetOpt = None,
     data_root: DataRootOpt = None,
     cache_dir: CacheOpt = None,
+    text_model: TextModelOpt = None,
 ) -> None:
     """Decode a dataset once into its tensor cache (training reads only the cache)."""
-    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir)
+    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
     path = adapter.prepare(protocol)
     typer.echo(f"{dataset}: cache ready at {path}")
 

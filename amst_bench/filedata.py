@@ -82,6 +82,7 @@ class FileDataset:
     audio = AudioSettings()
     visual = VisualSettings()
     layout_help = ""  # one line: what the folder must hold (shown when it is missing)
+    text_max_length = 128  # tokens per text (official scripts: 128 UR-FUNNY/IEMOCAP, 256 MVSA)
 
     def __init__(self, source: DataSource | None = None):
         self.source = source or DataSource()
@@ -121,6 +122,8 @@ class FileDataset:
     def scan(self, protocol: Protocol) -> tuple[list[Record], dict[str, list[str]], list[str]]:
         problems: list[str] = []
         records = self.find_records(self.root, problems)
+        if "text" in self.modalities:
+            self._setup_text(protocol)
         for r in records:
             for modality, path in r.sources.items():
                 if not path.exists():
@@ -146,15 +149,37 @@ class FileDataset:
                         problems.append(str(exc))
         return problems
 
+    def _setup_text(self, protocol: Protocol) -> None:
+        """The tokenizer of --text-model, and the length texts are padded / cut to."""
+        from amst_bench.text import load_tokenizer, tokenizer_signature
+
+        self.text_max_length = int(self.source.options.get("text_max_length", self.text_max_length))
+        self.tokenizer = load_tokenizer(protocol.text_model)
+        self.tokenizer_signature = tokenizer_signature(protocol.text_model)
+
+    def read_text(self, path: Path) -> str:
+        """The text of one sample (adapters whose texts are not one file each override this)."""
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"{path}: unreadable text ({exc})") from None
+
     def decode(self, modality: str, path: Path) -> torch.Tensor:
         if modality == "audio":
             return audio_features(path, self.audio).half()
         if modality == "visual":
             return visual_frames(path, self.visual)
+        if modality == "text":
+            from amst_bench.text import tokenize
+
+            return tokenize(self.tokenizer, self.read_text(path), self.text_max_length)
         raise DecodeError(f"{path}: no decoder for modality {modality!r}")
 
     def settings(self) -> dict[str, Any]:
-        return {"audio": dataclasses.asdict(self.audio), "visual": dataclasses.asdict(self.visual)}
+        out = {"audio": dataclasses.asdict(self.audio), "visual": dataclasses.asdict(self.visual)}
+        if "text" in self.modalities:
+            out["text"] = {"max_length": self.text_max_length, "tokenizer": self.tokenizer_signature}
+        return out
 
     def cache_key(self, records: list[Record], splits: dict[str, list[str]]) -> str:
         payload = {
@@ -234,6 +259,7 @@ class FileDataset:
             input_shapes={
                 m: tuple(prepare_inputs({m: t[:1]}, False)[m].shape[1:]) for m, t in inputs.items()
             },
-            info={"root": str(self.root), "cache": payload["meta"]},
+            info={"root": str(self.root), "cache": payload["meta"],
+                  "text_vocab_size": len(self.tokenizer) if "text" in self.modalities else 0},
             prepare=prepare_inputs,
         )

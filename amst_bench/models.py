@@ -75,16 +75,20 @@ class TinyVisualEncoder(nn.Module):
 
 
 class TinyTextEncoder(nn.Module):
-    """Token embeddings mean-pooled over non-padding tokens (id 0 is padding)."""
+    """Token embeddings mean-pooled over real tokens. Input: [B, L] ids with 0 as padding, or
+    [B, 2, L] (ids, attention mask) as the tokenised cache stores them."""
 
     def __init__(self, embedding_dim: int, vocab_size: int):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
         self.proj = nn.Linear(embedding_dim, embedding_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        mask = (tokens != 0).unsqueeze(-1).float()
-        pooled = (self.embed(tokens) * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        if tokens.dim() == 3:
+            ids, mask = tokens[:, 0].long(), tokens[:, 1].unsqueeze(-1).float()
+        else:
+            ids, mask = tokens.long(), (tokens != 0).unsqueeze(-1).float()
+        pooled = (self.embed(ids) * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return self.proj(pooled)
 
 
@@ -101,7 +105,8 @@ class ResNet18AudioEncoder(nn.Module):
     def __init__(self, embedding_dim: int = 512):
         super().__init__()
         self.net = _resnet18_trunk(1)
-        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim)
+        # 512 → d for text datasets (RoBERTa's 768), a bias-free linear map as the official 1×1 conv
+        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.net(x))
@@ -116,7 +121,7 @@ class ResNet18VisualEncoder(nn.Module):
     def __init__(self, embedding_dim: int = 512):
         super().__init__()
         self.net = _resnet18_trunk(3)
-        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim)
+        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
@@ -125,7 +130,8 @@ class ResNet18VisualEncoder(nn.Module):
 
 
 def build_encoder(
-    modality: str, kind: str, embedding_dim: int, input_shape: tuple[int, ...], vocab_size: int = 0
+    modality: str, kind: str, embedding_dim: int, input_shape: tuple[int, ...], vocab_size: int = 0,
+    text_model: str = "", text_trainable_layers: int = 5,
 ) -> nn.Module:
     """One encoder for one modality; `kind` is the protocol's encoder family."""
     if kind == "tiny":
@@ -143,10 +149,9 @@ def build_encoder(
         elif modality == "visual":
             enc = ResNet18VisualEncoder(embedding_dim)
         elif modality == "text":
-            raise UserError(
-                "encoder 'resnet18' profile: the RoBERTa text encoder is not available yet; "
-                "use --set encoder=tiny for text datasets"
-            )
+            from amst_bench.text import RobertaTextEncoder
+
+            return RobertaTextEncoder(text_model, text_trainable_layers)  # keeps its own initialisation
         else:
             raise UserError(f"no resnet18 encoder for modality {modality!r}")
     else:

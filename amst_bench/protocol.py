@@ -48,6 +48,9 @@ class Protocol:
     synthetic_audio_shape: tuple[int, int] = (1024, 128)
     synthetic_image_size: int = 224
     device: str = "auto"
+    # Local folder of the RoBERTa tokenizer/config(/weights) for text datasets (--text-model).
+    text_model: str = ""
+    text_trainable_layers: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,6 +87,7 @@ OVERRIDABLE = {
     "device",
     "optimizer.lr",
     "optimizer.lr_step",
+    "text_model",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amst_bench.method import Method
@@ -31,7 +32,8 @@ def protocol_label(protocol: Protocol, overrides: dict[str, str]) -> str:
     """Leaderboards group runs by this: the profile, plus any overrides that changed it."""
     if not overrides:
         return protocol.profile
-    extra = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    shown = {k: (Path(v).name if k == "text_model" else v) for k, v in overrides.items()}
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
     return f"{protocol.profile} ({extra})"
 
 

@@ -69,6 +69,16 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
+def effective_protocol(protocol: Protocol, bundle: DatasetBundle) -> Protocol:
+    """With the paper's encoders on a text dataset every embedding has RoBERTa's width (768), as
+    in the official code, where ResNet outputs are projected to it."""
+    if "text" in bundle.modalities and protocol.encoder == "resnet18":
+        from amst_bench.text import text_hidden_size
+
+        return dataclasses.replace(protocol, embedding_dim=text_hidden_size(protocol.text_model))
+    return protocol
+
+
 def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
     """Builds the protocol's encoder for a modality of this dataset."""
 
@@ -79,6 +89,8 @@ def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
             protocol.embedding_dim,
             bundle.input_shapes[modality],
             vocab_size=int(bundle.info.get("text_vocab_size", 0)),
+            text_model=protocol.text_model,
+            text_trainable_layers=protocol.text_trainable_layers,
         )
 
     return make
@@ -130,7 +142,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
-        spec, protocol, device = self.spec, self.spec.protocol, self.device
+        spec, device = self.spec, self.device
+        protocol = effective_protocol(spec.protocol, self.bundle)
+        self.embedding_dim = protocol.embedding_dim
         seed_everything(spec.seed)
         train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
         make_encoder = encoder_factory(self.bundle, protocol)
@@ -285,4 +299,14 @@ class Trainer:
                 "epoch": sum(history.epoch_seconds) / n,
             },
             "peak_memory_bytes": peak,
+            "embedding_dim": self.embedding_dim,
+            "text_encoder": _text_encoder_record(method.model, spec.protocol),
         }
+
+
+def _text_encoder_record(model: torch.nn.Module, protocol: Protocol) -> dict[str, Any] | None:
+    """Which RoBERTa ran: its folder and whether it had weights or was built from a config."""
+    flags = [m.pretrained for m in model.modules() if hasattr(m, "pretrained")]
+    if not flags:
+        return None
+    return {"path": protocol.text_model, "pretrained_weights": all(flags)}

@@ -49,10 +49,6 @@ class Manifest(FileDataset):
             problems.append(f"{path}: unknown column(s) {', '.join(sorted(extra))}")
         if missing or not modalities:
             return None
-        if "text" in modalities:
-            problems.append(f"{path}: the text modality is not supported yet (RoBERTa tokenisation is "
-                            "part of the real-datasets work); use audio and visual columns")
-            return None
         self.modalities = tuple(modalities)
         return table
 
