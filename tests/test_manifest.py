@@ -122,15 +122,6 @@ def test_bad_input_names_the_problem_and_leaves_no_cache(tmp_path, breakage, mes
     assert cache_files(tmp_path / "c") == []
 
 
-def test_text_column_is_refused_clearly_until_supported(tmp_path):
-    make_manifest(tmp_path / "d")
-    (tmp_path / "d" / "manifest.csv").write_text("id,label,text\na,cat,a.txt\n")
-    assert any(
-        "text modality is not supported yet" in p
-        for p in adapter(tmp_path / "d", tmp_path / "c").check(PROTOCOL)
-    )
-
-
 def test_cli_runs_two_methods_on_a_manifest(tmp_path):
     make_manifest(tmp_path / "d", per_class=5)
     spec = f"manifest:{tmp_path / 'd'}"
