@@ -142,9 +142,9 @@ class FileDataset:
         records, _, problems = self.scan(protocol)
         if decode and not problems:
             for r in records:
-                for modality, path in r.sources.items():
+                for modality in r.sources:
                     try:
-                        self.decode(modality, path)
+                        self.decode(r, modality)
                     except DecodeError as exc:
                         problems.append(str(exc))
         return problems
@@ -157,14 +157,18 @@ class FileDataset:
         self.tokenizer = load_tokenizer(protocol.text_model)
         self.tokenizer_signature = tokenizer_signature(protocol.text_model)
 
-    def read_text(self, path: Path) -> str:
-        """The text of one sample (adapters whose texts are not one file each override this)."""
+    def text_of(self, record: Record) -> str:
+        """The text of one sample: by default its own .txt file. Adapters whose texts sit in one
+        transcript file override this (the record's text source then names that file)."""
+        path = record.sources["text"]
         try:
             return path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise DecodeError(f"{path}: unreadable text ({exc})") from None
 
-    def decode(self, modality: str, path: Path) -> torch.Tensor:
+    def decode(self, record: Record, modality: str) -> torch.Tensor:
+        """One modality of one record as a compact tensor; DecodeError names the file."""
+        path = record.sources[modality]
         if modality == "audio":
             return audio_features(path, self.audio).half()
         if modality == "visual":
@@ -172,7 +176,7 @@ class FileDataset:
         if modality == "text":
             from amst_bench.text import tokenize
 
-            return tokenize(self.tokenizer, self.read_text(path), self.text_max_length)
+            return tokenize(self.tokenizer, self.text_of(record), self.text_max_length)
         raise DecodeError(f"{path}: no decoder for modality {modality!r}")
 
     def settings(self) -> dict[str, Any]:
@@ -213,7 +217,7 @@ class FileDataset:
         for n, r in enumerate(ordered):
             for m in self.modalities:
                 try:
-                    tensors[m].append(self.decode(m, r.sources[m]))
+                    tensors[m].append(self.decode(r, m))
                 except DecodeError as exc:
                     decode_problems.append(str(exc))
             if progress:
