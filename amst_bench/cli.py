@@ -320,7 +320,10 @@ def data_prepare(
 ) -> None:
     """Decode a dataset once into its tensor cache (training reads only the cache)."""
     adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
-    path = adapter.prepare(protocol)
+    from amst_bench.progress import DecodeProgress
+
+    with DecodeProgress(f"preparing {dataset}") as progress:
+        path = adapter.prepare(protocol, progress)
     typer.echo(f"{dataset}: cache ready at {path}")
 
 

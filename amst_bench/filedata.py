@@ -242,8 +242,8 @@ class FileDataset:
         atomic_torch_save(path, payload)
         return path
 
-    def load(self, protocol: Protocol) -> DatasetBundle:
-        payload = torch.load(self.prepare(protocol), map_location="cpu", weights_only=False)
+    def load(self, protocol: Protocol, progress: Callable[[int, int], None] | None = None) -> DatasetBundle:
+        payload = torch.load(self.prepare(protocol, progress), map_location="cpu", weights_only=False)
         counts, labels, inputs = payload["counts"], payload["labels"], payload["inputs"]
         bounds, start = {}, 0
         for s in SPLITS:
@@ -263,7 +263,10 @@ class FileDataset:
             input_shapes={
                 m: tuple(prepare_inputs({m: t[:1]}, False)[m].shape[1:]) for m, t in inputs.items()
             },
-            info={"root": str(self.root), "cache": payload["meta"],
-                  "text_vocab_size": len(self.tokenizer) if "text" in self.modalities else 0},
+            info={
+                "root": str(self.root),
+                "cache": payload["meta"],
+                "text_vocab_size": len(self.tokenizer) if "text" in self.modalities else 0,
+            },
             prepare=prepare_inputs,
         )

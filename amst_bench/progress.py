@@ -80,3 +80,33 @@ class RichReporter:
 
 def plain_print(text: str) -> None:
     print(text, file=sys.stdout, flush=True)
+
+
+class DecodeProgress:
+    """A bar while a dataset is decoded into its cache (terminal only; silent otherwise)."""
+
+    def __init__(self, label: str, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("decode", total=total)
+        self.progress.update(self.task, completed=done)

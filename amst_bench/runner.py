@@ -16,6 +16,7 @@ from amst_bench.data import DatasetBundle
 from amst_bench.dataspec import DataLocations, make_adapter, split_spec
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.options import build_config
+from amst_bench.progress import DecodeProgress
 from amst_bench.protocol import Protocol
 from amst_bench.results import ResultStore
 from amst_bench.runspec import RunSpec
@@ -82,7 +83,12 @@ class DatasetCache:
 
     def get(self, spec: str) -> DatasetBundle:
         if spec not in self._bundles:
-            bundle = make_adapter(spec, self.locations).load(self.protocol)
+            adapter = make_adapter(spec, self.locations)
+            if hasattr(adapter, "prepare"):  # files on disk: decoded into the cache the first time
+                with DecodeProgress(f"preparing {spec}") as progress:
+                    bundle = adapter.load(self.protocol, progress)
+            else:
+                bundle = adapter.load(self.protocol)
             bundle.name = spec
             self._bundles[spec] = bundle
         return self._bundles[spec]
