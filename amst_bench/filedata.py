@@ -27,7 +27,13 @@ from amst_bench.errors import UserError
 from amst_bench.preprocess import AudioSettings, DecodeError, VisualSettings, audio_features, visual_frames
 from amst_bench.protocol import Protocol
 from amst_bench.results import atomic_torch_save
-from amst_bench.splits import SPLITS
+from amst_bench.splits import (
+    SPLITS,
+    group_split,
+    random_split,
+    read_split_folder,
+    write_split_files,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,37 @@ class FileDataset:
 
     def class_names(self, records: list[Record]) -> list[str]:
         return sorted({r.label for r in records})
+
+    def seeded_split(
+        self,
+        labels: dict[str, str],
+        protocol: Protocol,
+        problems: list[str],
+        kind: str = "random",
+        seed: int = 0,
+        group_of: Callable[[str], str] | None = None,
+        suffix: str = "",
+    ) -> dict[str, list[str]]:
+        """A seeded split (by sample, or by group such as a speaker when `group_of` is given),
+        drawn once and written to split files under the cache folder, then read back on every
+        later run, so all runs and methods see the same samples."""
+        folder = self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}"
+        if all((folder / f"{s}.txt").is_file() for s in SPLITS):
+            splits = read_split_folder(folder, suffix=suffix)
+        else:
+            ids = sorted(labels)
+            if group_of is not None:
+                splits = group_split(ids, group_of, protocol.split, seed)
+            else:
+                splits = random_split(ids, protocol.split, seed)
+            write_split_files(folder, splits, labels, suffix=suffix)
+        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
+        if unknown:
+            problems.append(
+                f"{folder}: split files name {len(unknown)} sample(s) not in the dataset, "
+                f"e.g. {unknown[0]} (delete the folder to draw a new split)"
+            )
+        return splits
 
     # ------------------------------------------------------------------ shared machinery
 

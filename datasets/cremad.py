@@ -28,12 +28,8 @@ from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 from amst_bench.splits import (
     SPLITS,
-    group_split,
     overlaps,
-    random_split,
     read_split_file,
-    read_split_folder,
-    write_split_files,
 )
 
 EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
@@ -90,23 +86,8 @@ class CremaD(FileDataset):
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
             return self._official(labels, problems)
-        folder = self.source.cache_dir / self.name / "splits" / f"{self.split_kind}-seed{self.split_seed}"
-        if all((folder / f"{s}.txt").is_file() for s in SPLITS):
-            splits = read_split_folder(folder, suffix=".flv")
-        else:
-            ids = sorted(labels)
-            if self.split_kind == "speaker":
-                splits = group_split(ids, lambda clip: clip.split("_")[0], protocol.split, self.split_seed)
-            else:
-                splits = random_split(ids, protocol.split, self.split_seed)
-            write_split_files(folder, splits, labels, suffix=".flv")
-        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
-        if unknown:
-            problems.append(
-                f"{folder}: split files name {len(unknown)} clip(s) not in the dataset, "
-                f"e.g. {unknown[0]} (delete the folder to draw a new split)"
-            )
-        return splits
+        actor = (lambda clip: clip.split("_")[0]) if self.split_kind == "speaker" else None
+        return self.seeded_split(labels, protocol, problems, self.split_kind, self.split_seed, actor, ".flv")
 
     def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
         folder = Path(self.source.options.get("split_dir", ""))
