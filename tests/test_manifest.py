@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -73,6 +74,24 @@ def test_split_column_is_used_as_given(tmp_path):
     assert not problems
     assert splits["val"] == ["bird2", "cat2", "dog2"] and splits["test"] == ["bird3", "cat3", "dog3"]
     assert a.split_name() == "manifest"
+
+
+def test_visual_and_text_manifest(tmp_path):
+    from tests.text_fixtures import make_text_model
+
+    rows = ["id,label,visual,text"]
+    for c, label in enumerate(("neg", "pos")):
+        for k in range(5):
+            sid = f"{label}{k}"
+            write_jpeg(tmp_path / "d" / "img" / f"{sid}.jpg", seed=10 * c + k)
+            (tmp_path / "d" / f"{sid}.txt").write_text(["a sad night", "a happy day"][c])
+            rows.append(f"{sid},{label},img/{sid}.jpg,{sid}.txt")
+    (tmp_path / "d" / "manifest.csv").write_text("\n".join(rows) + "\n")
+    protocol = dataclasses.replace(PROTOCOL, text_model=str(make_text_model(tmp_path / "tm")))
+    bundle = adapter(tmp_path / "d", tmp_path / "c").load(protocol)
+    assert bundle.modalities == ("text", "visual")
+    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 224, 224)
+    assert bundle.train.inputs["text"].shape[1:] == (2, 128) and bundle.train.inputs["text"].dtype.is_signed
 
 
 def test_single_images_as_visual(tmp_path):
