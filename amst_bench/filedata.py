@@ -133,7 +133,8 @@ class FileDataset:
                 splits = group_split(ids, group_of, protocol.split, seed)
             else:
                 splits = random_split(ids, protocol.split, seed)
-            write_split_files(folder, splits, labels, suffix=suffix)
+            if not problems:  # a split drawn from broken data is not kept for later runs
+                write_split_files(folder, splits, labels, suffix=suffix)
         unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
         if unknown:
             problems.append(

@@ -49,22 +49,48 @@ def group_split(
     return out
 
 
-def read_split_file(path: Path, suffix: str = "") -> list[tuple[str, str]]:
-    """(id, label) pairs from a split file of lines `<id><suffix> <label>`, e.g. the official
-    CREMA-D `1086_ITS_SAD_XX.flv Sad` (suffix '.flv' is stripped from the id)."""
-    pairs = []
+def read_lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
+    """Non-blank stripped lines of a UTF-8 text file with their numbers (from 1); None, with a
+    problem naming the file, when it is missing or unreadable."""
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        problems.append(f"{path}: missing")
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not UTF-8 text")
+        return None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read split file ({exc.strerror or exc})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+        problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+        return None
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_split_file(path: Path, suffix: str = "", problems: list[str] | None = None) -> list[tuple[str, str]]:
+    """(id, label) pairs from a split file of lines `<id><suffix> <label>`, e.g. the official
+    CREMA-D `1086_ITS_SAD_XX.flv Sad` (suffix '.flv' is stripped from the id). Each bad line (and
+    an unreadable file) is appended to `problems` naming file and line; without a list to collect
+    them, the first one raises UserError."""
+    collected: list[str] = [] if problems is None else problems
+    start = len(collected)
+    pairs = []
+    for number, line in read_lines(path, collected) or []:
         parts = line.split()
         if len(parts) < 2:
-            raise UserError(f"{path}:{number}: expected '<id> <label>', got {line.strip()!r}")
+            collected.append(f"{path}:{number}: expected '<id> <label>', got {line!r}")
+            continue
         sample = parts[0][: -len(suffix)] if suffix and parts[0].endswith(suffix) else parts[0]
         pairs.append((sample, " ".join(parts[1:])))
+    if problems is None and len(collected) > start:
+        raise UserError(collected[start])
     return pairs
 
 

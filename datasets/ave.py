@@ -58,7 +58,7 @@ from amst_bench.errors import UserError
 from amst_bench.filedata import DataSource, FileDataset, Record
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, overlaps
+from amst_bench.splits import SPLITS, is_number, overlaps, read_lines
 
 ANNOTATIONS = "Annotations.txt"
 OFFICIAL_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
@@ -72,30 +72,6 @@ OPTIONS = ("split_dir",)
 Entry = tuple[int, str, str]
 
 
-def _read_lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
-    """Non-blank lines with their numbers (from 1); None, with a problem, when unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.append(f"{path}: missing")
-        return None
-    except UnicodeDecodeError:
-        problems.append(f"{path}: not UTF-8 text")
-        return None
-    except OSError as exc:
-        problems.append(f"{path}: cannot read ({exc.strerror or exc})")
-        return None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _official_error(fields: list[str]) -> str | None:
     if len(fields) != 5:
         return f"expected 5 fields {OFFICIAL_FORMAT}, found {len(fields)}"
@@ -104,7 +80,7 @@ def _official_error(fields: list[str]) -> str | None:
         return "empty Category or VideoID"
     if re.search(r"[\s/\\]", video):
         return f"VideoID {video!r} is not a file name"
-    if not (_is_number(start) and _is_number(end)):
+    if not (is_number(start) and is_number(end)):
         return "StartTime and EndTime must be numbers"
     return None
 
@@ -112,7 +88,7 @@ def _official_error(fields: list[str]) -> str | None:
 def read_official_file(path: Path, problems: list[str]) -> list[Entry] | None:
     """Entries of a file in the official format (Annotations.txt, trainSet.txt, …): lines
     `Category&VideoID&Quality&StartTime&EndTime`, an optional header line first."""
-    lines = _read_lines(path, problems)
+    lines = read_lines(path, problems)
     if lines is None:
         return None
     entries = []
@@ -130,7 +106,7 @@ def read_official_file(path: Path, problems: list[str]) -> list[Entry] | None:
 
 def read_amst_file(path: Path, problems: list[str]) -> list[Entry] | None:
     """Entries of an AMST split file: lines `<video id>.mp4 <Category>`."""
-    lines = _read_lines(path, problems)
+    lines = read_lines(path, problems)
     if lines is None:
         return None
     entries = []

@@ -98,7 +98,7 @@ class CremaD(FileDataset):
             return {s: [] for s in SPLITS}
         splits = {}
         for s, filename in OFFICIAL_FILES.items():
-            pairs = read_split_file(folder / filename, suffix=".flv")
+            pairs = read_split_file(folder / filename, suffix=".flv", problems=problems)
             for clip, label in pairs:
                 if clip not in labels:
                     problems.append(f"{folder / filename}: clip {clip} is not in the dataset")

@@ -83,7 +83,7 @@ from amst_bench.preprocess import DecodeError
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 from amst_bench.results import atomic_write_text
-from amst_bench.splits import SPLITS, overlaps
+from amst_bench.splits import SPLITS, is_number, overlaps, read_lines
 
 SAMPLE_FILE = "iemocap_all_sample.txt"
 AUDIO_DIR = "WAV"
@@ -110,30 +110,6 @@ class Line:
     raw: str  # the line, stripped
 
 
-def _read_lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
-    """Non-blank lines (stripped) with their numbers from 1; None, with a problem, if unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.append(f"{path}: missing")
-        return None
-    except UnicodeDecodeError:
-        problems.append(f"{path}: not UTF-8 text")
-        return None
-    except OSError as exc:
-        problems.append(f"{path}: cannot read ({exc.strerror or exc})")
-        return None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _shown(line: str, limit: int = 100) -> str:
     return repr(line if len(line) <= limit else line[:limit] + "…")
 
@@ -152,7 +128,7 @@ def parse_line(number: int, line: str, full: bool = True) -> Line | str:
         return f"utterance id {utterance!r} is not a file name"
     if not code:
         return "empty emotion code"
-    if full and not (_is_number(fields[2]) and _is_number(fields[3])):
+    if full and not (is_number(fields[2]) and is_number(fields[3])):
         return "start and end times must be numbers"
     if full and not hashes:
         return f"no transcript ('### <transcript>' missing; {LINE_FORMAT})"
@@ -240,7 +216,7 @@ class IEMOCAP(FileDataset):
                 problems.append(f"{folder}: missing folder ({self.layout_help})")
                 folders_missing = True
         sample_path = root / SAMPLE_FILE
-        lines = _read_lines(sample_path, problems)
+        lines = read_lines(sample_path, problems)
         if lines is None:
             return []
         first_seen: dict[str, int] = {}
@@ -369,7 +345,7 @@ class IEMOCAP(FileDataset):
         for split, filename in OFFICIAL_FILES.items():
             path = folder / filename
             splits[split] = []
-            lines = _read_lines(path, problems)
+            lines = read_lines(path, problems)
             if lines is None:
                 continue
             seen: set[str] = set()

@@ -163,3 +163,23 @@ def test_cli_data_check_prepare_and_a_one_epoch_run_of_two_methods(tmp_path, cap
 
 def test_missing_folder_is_one_clear_error(tmp_path):
     assert cli("data", "check", f"cremad:{tmp_path / 'nope'}") == 2
+
+
+def test_bad_official_split_lines_are_all_reported_and_no_split_is_kept_from_broken_data(tmp_path):
+    clips = make_cremad(tmp_path / "data")
+    official = tmp_path / "official"
+    official.mkdir()
+    (official / "80_train_cre.txt").write_text(f"{clips[0]}.flv Anger\nonly-one-field\n")
+    (official / "10_val_cre.txt").write_text(f"{clips[1]}.flv\n")
+    a = adapter(tmp_path / "data", tmp_path / "cache", split="official", split_dir=str(official))
+    problems = a.check(PROTOCOL)
+    assert any("80_train_cre.txt:2" in p for p in problems)
+    assert any("10_val_cre.txt:1" in p for p in problems)
+    assert any("10_test_cre.txt: missing" in p for p in problems)
+    # a random split drawn while files are missing is not written for later runs
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "IMAGE_KEPT_1_PER_SEC" / clips[0])
+    broken = adapter(tmp_path / "data", tmp_path / "cache2")
+    assert broken.check(PROTOCOL)
+    assert not (tmp_path / "cache2" / "cremad" / "splits").exists()
