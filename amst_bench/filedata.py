@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from amst_bench.results import atomic_torch_save
 from amst_bench.splits import (
     SPLITS,
     group_split,
+    overlaps,
     random_split,
     read_split_folder,
     write_split_files,
@@ -110,6 +112,42 @@ class FileDataset:
 
     def class_names(self, records: list[Record]) -> list[str]:
         return sorted({r.label for r in records})
+
+    def split_files(
+        self,
+        files: dict[str, str],
+        read: Callable[[Path, list[str]], list[tuple[str, str]]],
+        labels: dict[str, str],
+        problems: list[str],
+    ) -> dict[str, list[str]]:
+        """A split given as files (`--set NAME.split_dir=DIR` holding `files[split]`), read with
+        `read(path, problems) -> [(id, label)]` and checked against the dataset: every id must be
+        a sample with that label. Accepted as given otherwise; ids in two splits are warned about
+        (the official CREMA-D files have 4 clips in both val and test)."""
+        folder = Path(self.source.options.get("split_dir", ""))
+        if not folder.is_dir():
+            problems.append(
+                f"--set {self.name}.split_dir={folder}: not a folder holding {', '.join(files.values())}"
+            )
+            return {s: [] for s in SPLITS}
+        splits = {}
+        for split, filename in files.items():
+            pairs = read(folder / filename, problems)
+            for sample, label in pairs:
+                if sample not in labels:
+                    problems.append(f"{folder / filename}: {sample} is not in the dataset")
+                elif label != labels[sample]:
+                    problems.append(
+                        f"{folder / filename}: {sample} labelled {label}, the dataset says {labels[sample]}"
+                    )
+            splits[split] = [sample for sample, _ in pairs]
+        for (a, b), both in overlaps(splits).items():
+            warnings.warn(
+                f"{self.name} split files: {len(both)} sample(s) in both {a} and {b} "
+                f"(e.g. {sorted(both)[0]}); accepted as given",
+                stacklevel=2,
+            )
+        return splits
 
     def seeded_split(
         self,

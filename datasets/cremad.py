@@ -19,7 +19,6 @@ in two splits: the official files have 4 clips in both val and test).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from amst_bench.errors import UserError
@@ -27,14 +26,17 @@ from amst_bench.filedata import FileDataset, Record
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 from amst_bench.splits import (
-    SPLITS,
-    overlaps,
     read_split_file,
 )
 
 EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
 OFFICIAL_FILES = {"train": "80_train_cre.txt", "val": "10_val_cre.txt", "test": "10_test_cre.txt"}
 SPLIT_CHOICES = ("random", "speaker", "official")
+
+
+def _read_official(path: Path, problems: list[str]) -> list[tuple[str, str]]:
+    """Lines `1086_ITS_SAD_XX.flv Sad` of the official split files, ids without '.flv'."""
+    return read_split_file(path, suffix=".flv", problems=problems)
 
 
 @register_dataset("cremad")
@@ -85,32 +87,6 @@ class CremaD(FileDataset):
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
-            return self._official(labels, problems)
+            return self.split_files(OFFICIAL_FILES, _read_official, labels, problems)
         actor = (lambda clip: clip.split("_")[0]) if self.split_kind == "speaker" else None
         return self.seeded_split(labels, protocol, problems, self.split_kind, self.split_seed, actor, ".flv")
-
-    def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
-        folder = Path(self.source.options.get("split_dir", ""))
-        if not folder.is_dir():
-            problems.append(
-                f"--set cremad.split_dir={folder}: not a folder holding {', '.join(OFFICIAL_FILES.values())}"
-            )
-            return {s: [] for s in SPLITS}
-        splits = {}
-        for s, filename in OFFICIAL_FILES.items():
-            pairs = read_split_file(folder / filename, suffix=".flv", problems=problems)
-            for clip, label in pairs:
-                if clip not in labels:
-                    problems.append(f"{folder / filename}: clip {clip} is not in the dataset")
-                elif label != labels[clip]:
-                    problems.append(
-                        f"{folder / filename}: clip {clip} labelled {label}, its name says {labels[clip]}"
-                    )
-            splits[s] = [clip for clip, _ in pairs]
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"cremad official split: {len(both)} clip(s) in both {a} and {b} "
-                f"(e.g. {sorted(both)[0]}); accepted as given",
-                stacklevel=2,
-            )
-        return splits

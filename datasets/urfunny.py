@@ -36,14 +36,13 @@ repeated id) is a problem naming file and line instead of being skipped or overw
 from __future__ import annotations
 
 import random
-import warnings
 from pathlib import Path
 
 from amst_bench.errors import UserError
 from amst_bench.filedata import FileDataset, Record
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, overlaps, read_lines, write_split_files
+from amst_bench.splits import SPLITS, read_lines, write_split_files
 
 SAMPLE_FILE = "ur_funny_all_text_label.txt"
 LABELS = {"0": "NOTFUNNY", "1": "FUNNY"}
@@ -133,7 +132,7 @@ class URFunny(FileDataset):
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
-            return self._official(labels, problems)
+            return self.split_files(OFFICIAL_FILES, self._read_split, labels, problems)
         folder = self.source.cache_dir / self.name / "splits" / f"random-seed{self.split_seed}"
         if all((folder / f"{s}.txt").is_file() for s in SPLITS):
             splits = {s: [i for i, _ in self._read_split(folder / f"{s}.txt", problems)] for s in SPLITS}
@@ -163,29 +162,3 @@ class URFunny(FileDataset):
                 continue
             pairs.append((fields[0], fields[1]))
         return pairs
-
-    def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
-        folder = Path(self.source.options.get("split_dir", ""))
-        if not folder.is_dir():
-            problems.append(
-                f"--set urfunny.split_dir={folder}: not a folder holding {', '.join(OFFICIAL_FILES.values())}"
-            )
-            return {s: [] for s in SPLITS}
-        splits = {}
-        for s, filename in OFFICIAL_FILES.items():
-            pairs = self._read_split(folder / filename, problems)
-            for sample, label in pairs:
-                if sample not in labels:
-                    problems.append(f"{folder / filename}: id {sample} is not in {SAMPLE_FILE}")
-                elif label != labels[sample]:
-                    problems.append(
-                        f"{folder / filename}: id {sample} labelled {label}, "
-                        f"{SAMPLE_FILE} says {labels[sample]}"
-                    )
-            splits[s] = [sample for sample, _ in pairs]
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"urfunny official split: {len(both)} id(s) in both {a} and {b}; accepted as given",
-                stacklevel=2,
-            )
-        return splits

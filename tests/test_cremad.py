@@ -87,7 +87,7 @@ def test_official_split_files_are_read_as_given_and_overlap_warned(tmp_path):
     for name, members in parts.items():
         (official / name).write_text("".join(f"{c}.flv {label[c]}\n" for c in members))
     a = adapter(tmp_path / "data", tmp_path / "cache", split="official", split_dir=str(official))
-    with pytest.warns(UserWarning, match="1 clip\\(s\\) in both val and test"):
+    with pytest.warns(UserWarning, match="1 sample\\(s\\) in both val and test"):
         _, splits, problems = a.scan(PROTOCOL)
     assert not problems
     assert splits["train"] == clips[:12] and splits["test"] == clips[14:]

@@ -98,13 +98,13 @@ def test_official_split_files(setup):
             "".join(f"{i}, {name[labels[i]]}, ### {TEXTS[labels[i]]}\n" for i in members)
         )
     a = adapter(tmp_path, split_dir=str(official))
-    with pytest.warns(UserWarning, match="1 id\\(s\\) in both val and test"):
+    with pytest.warns(UserWarning, match="1 sample\\(s\\) in both val and test"):
         _, splits, problems = a.scan(protocol)
     assert not problems and splits["train"] == ids[:14] and a.split_name() == "official-amst"
     (official / "ur_funny_test.txt").write_text(f"{ids[0]}, FUNNY, ### x\nbroken line\n")
     problems = adapter(tmp_path, split_dir=str(official)).check(protocol)
     assert any("ur_funny_test.txt:2" in p for p in problems)
-    assert any(f"id {ids[0]} labelled FUNNY" in p for p in problems)
+    assert any(f"{ids[0]} labelled FUNNY" in p for p in problems)
 
 
 @pytest.mark.parametrize(
