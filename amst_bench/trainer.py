@@ -27,7 +27,7 @@ from amst_bench.environment import (
     synchronize,
     versions,
 )
-from amst_bench.method import MethodContext
+from amst_bench.method import Method, MethodContext
 from amst_bench.metrics import Evaluation, accuracy, macro_f1
 from amst_bench.models import Probes, build_encoder
 from amst_bench.protocol import Protocol
@@ -69,6 +69,54 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
+@dataclass
+class RunState:
+    """Everything one run carries from epoch to epoch, and what a checkpoint saves of it."""
+
+    protocol: Protocol
+    method: Method
+    probes: Probes
+    probe_opt: torch.optim.Optimizer
+    probe_sched: torch.optim.lr_scheduler.LRScheduler
+    shuffle: torch.Generator
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    history: History = field(default_factory=History)
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": -1, "val_acc": -1.0, "test": None})
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    first_epoch: int = 0
+
+    def checkpoint(self, epoch: int, device: torch.device) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "method": self.method.state_dict(),
+            "probes": self.probes.state_dict(),
+            "probe_opt": self.probe_opt.state_dict(),
+            "probe_sched": self.probe_sched.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": dataclasses.asdict(self.history),
+            "best": self.best,
+            "started": self.started,
+        }
+
+    def restore(self, checkpoint: dict[str, Any], device: torch.device) -> None:
+        self.method.load_state_dict(checkpoint["method"])
+        self.probes.load_state_dict(checkpoint["probes"])
+        self.probe_opt.load_state_dict(checkpoint["probe_opt"])
+        self.probe_sched.load_state_dict(checkpoint["probe_sched"])
+        self.shuffle.set_state(checkpoint["shuffle_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
+        self.history = History(**checkpoint["history"])
+        self.best = checkpoint["best"]
+        self.started = checkpoint["started"]
+        self.first_epoch = checkpoint["epoch"] + 1
+
+
 def effective_protocol(protocol: Protocol, bundle: DatasetBundle) -> Protocol:
     """With the paper's encoders on a text dataset every embedding has RoBERTa's width (768), as
     in the official code, where ResNet outputs are projected to it."""
@@ -99,8 +147,14 @@ def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
 class Trainer:
     """Trains one run (method × dataset × seed) and returns its result record."""
 
-    def __init__(self, spec: RunSpec, bundle: DatasetBundle, store: ResultStore,
-                 reporter: EpochReporter | None = None, checkpoint_every: int = 1):
+    def __init__(
+        self,
+        spec: RunSpec,
+        bundle: DatasetBundle,
+        store: ResultStore,
+        reporter: EpochReporter | None = None,
+        checkpoint_every: int = 1,
+    ):
         self.spec = spec
         self.bundle = bundle
         self.store = store
@@ -142,125 +196,108 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
+        state = self._start()
+        for epoch in range(state.first_epoch, state.protocol.epochs):
+            self._epoch(state, epoch)
+            last = epoch == state.protocol.epochs - 1
+            if not last and (epoch + 1) % self.checkpoint_every == 0:
+                self.store.save_checkpoint(self.spec.run_id, state.checkpoint(epoch, self.device))
+        result = self._result(state.method, state.history, state.best, state.started, self.device)
+        self.store.save_result(result)
+        self.store.drop_checkpoint(self.spec.run_id)
+        self.reporter.end_run(result)
+        return result
+
+    def _start(self) -> RunState:
+        """Seed, build the method and probes, and restore a checkpoint if the run was cut short."""
         spec, device = self.spec, self.device
         protocol = effective_protocol(spec.protocol, self.bundle)
         self.embedding_dim = protocol.embedding_dim
         seed_everything(spec.seed)
         train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
-        make_encoder = encoder_factory(self.bundle, protocol)
-        ctx = MethodContext(self.bundle, protocol, device, make_encoder, train=train)
+        ctx = MethodContext(
+            self.bundle, protocol, device, encoder_factory(self.bundle, protocol), train=train
+        )
         method = spec.method_cls(spec.method_config, ctx)
         probes = Probes(method.modalities, protocol.embedding_dim, self.bundle.num_classes).to(device)
         probe_opt = method.sgd(probes.parameters())
-        probe_sched = torch.optim.lr_scheduler.StepLR(
-            probe_opt, protocol.optimizer.lr_step, protocol.optimizer.lr_gamma
+        state = RunState(
+            protocol=protocol,
+            method=method,
+            probes=probes,
+            probe_opt=probe_opt,
+            probe_sched=torch.optim.lr_scheduler.StepLR(
+                probe_opt, protocol.optimizer.lr_step, protocol.optimizer.lr_gamma
+            ),
+            shuffle=torch.Generator().manual_seed(spec.seed),
+            train=train,
+            val=val,
+            test=test,
         )
-        shuffle = torch.Generator().manual_seed(spec.seed)
-
-        history = History()
-        best: dict[str, Any] = {"epoch": -1, "val_acc": -1.0, "test": None}
-        started = datetime.now(UTC).isoformat()
-        first_epoch = 0
-
         checkpoint = self.store.load_checkpoint(spec.run_id)
         if checkpoint is not None:
-            method.load_state_dict(checkpoint["method"])
-            probes.load_state_dict(checkpoint["probes"])
-            probe_opt.load_state_dict(checkpoint["probe_opt"])
-            probe_sched.load_state_dict(checkpoint["probe_sched"])
-            shuffle.set_state(checkpoint["shuffle_rng"])
-            torch.set_rng_state(checkpoint["torch_rng"])
-            if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
-            history = History(**checkpoint["history"])
-            best = checkpoint["best"]
-            started = checkpoint["started"]
-            first_epoch = checkpoint["epoch"] + 1
-
+            state.restore(checkpoint, device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        self.reporter.start_run(spec, protocol.epochs, first_epoch)
-        batches = num_batches(train, protocol.batch_size)
+        self.reporter.start_run(spec, protocol.epochs, state.first_epoch)
+        return state
 
-        for epoch in range(first_epoch, protocol.epochs):
-            synchronize(device)
-            t0 = time.perf_counter()
-            method.model.train()
-            probes.train()
-            method.on_train_epoch_start(epoch)
-            trained = method.trained_modalities(epoch)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
-            counted = 0
-            for batch in iterate_batches(train, protocol.batch_size, shuffle,
-                                         prepare=self.bundle.prepare, train=True):
-                out = method.training_step(batch, epoch)
-                loss_sum += out.loss.detach()
-                if out.logits is not None:
-                    correct += (out.logits.detach().argmax(1) == batch.labels).sum()
-                    counted += len(batch)
-                probe_logits = probes(out.embeddings)
-                if probe_logits:
-                    probe_loss = sum(F.cross_entropy(lg, batch.labels) for lg in probe_logits.values())
-                    probe_opt.zero_grad(set_to_none=True)
-                    probe_loss.backward()
-                    probe_opt.step()
-            method.on_train_epoch_end(epoch)
-            for scheduler in method.schedulers.values():
-                scheduler.step()
-            probe_sched.step()
-            synchronize(device)
-            t_train = time.perf_counter()
+    def _epoch(self, state: RunState, epoch: int) -> None:
+        """One epoch: train (method + probes), validate, test when validation improves; timed."""
+        method, probes, protocol, device = state.method, state.probes, state.protocol, self.device
+        synchronize(device)
+        t0 = time.perf_counter()
+        method.model.train()
+        probes.train()
+        method.on_train_epoch_start(epoch)
+        trained = method.trained_modalities(epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        counted = 0
+        for batch in iterate_batches(
+            state.train, protocol.batch_size, state.shuffle, prepare=self.bundle.prepare, train=True
+        ):
+            out = method.training_step(batch, epoch)
+            loss_sum += out.loss.detach()
+            if out.logits is not None:
+                correct += (out.logits.detach().argmax(1) == batch.labels).sum()
+                counted += len(batch)
+            probe_logits = probes(out.embeddings)
+            if probe_logits:
+                probe_loss = sum(F.cross_entropy(lg, batch.labels) for lg in probe_logits.values())
+                Method.step([state.probe_opt], probe_loss)
+        method.on_train_epoch_end(epoch)
+        for scheduler in [*method.schedulers.values(), state.probe_sched]:
+            scheduler.step()
+        synchronize(device)
+        t_train = time.perf_counter()
 
-            val_eval = self.evaluate(method, probes, val)
-            method.on_validation_end(epoch, val_eval)
-            improved = val_eval.accuracy > best["val_acc"]
-            test_eval = None
-            if improved or protocol.test_every_epoch:
-                test_eval = self.evaluate(method, probes, test)
-            if improved:
-                best = {"epoch": epoch, "val_acc": val_eval.accuracy,
-                        "test": dataclasses.asdict(test_eval)}
-            synchronize(device)
-            t_end = time.perf_counter()
+        val_eval = self.evaluate(method, probes, state.val)
+        method.on_validation_end(epoch, val_eval)
+        improved = val_eval.accuracy > state.best["val_acc"]
+        test_eval = None
+        if improved or protocol.test_every_epoch:
+            test_eval = self.evaluate(method, probes, state.test)
+        if improved:
+            state.best = {"epoch": epoch, "val_acc": val_eval.accuracy, "test": dataclasses.asdict(test_eval)}
+        synchronize(device)
+        t_end = time.perf_counter()
 
-            history.epoch.append(epoch)
-            history.train_loss.append(float(loss_sum.item()) / batches)
-            history.train_acc.append(float(correct.item()) / counted if counted else None)
-            history.val_acc.append(val_eval.accuracy)
-            history.val_macro_f1.append(val_eval.macro_f1)
-            for m in method.modalities:
-                history.val_modality_acc.setdefault(m, []).append(val_eval.modality_accuracy.get(m))
-                if val_eval.head_modality_accuracy:
-                    history.val_head_modality_acc.setdefault(m, []).append(
-                        val_eval.head_modality_accuracy.get(m))
-            history.test_acc.append(test_eval.accuracy if test_eval else None)
-            history.trained_modalities.append(list(trained))
-            history.train_seconds.append(t_train - t0)
-            history.epoch_seconds.append(t_end - t0)
-            self.reporter.end_epoch(epoch, history.train_loss[-1], val_eval.accuracy, best["val_acc"])
-
-            last = epoch == protocol.epochs - 1
-            if not last and (epoch + 1) % self.checkpoint_every == 0:
-                self.store.save_checkpoint(spec.run_id, {
-                    "epoch": epoch,
-                    "method": method.state_dict(),
-                    "probes": probes.state_dict(),
-                    "probe_opt": probe_opt.state_dict(),
-                    "probe_sched": probe_sched.state_dict(),
-                    "shuffle_rng": shuffle.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "history": dataclasses.asdict(history),
-                    "best": best,
-                    "started": started,
-                })
-
-        result = self._result(method, history, best, started, device)
-        self.store.save_result(result)
-        self.store.drop_checkpoint(spec.run_id)
-        self.reporter.end_run(result)
-        return result
+        history = state.history
+        history.epoch.append(epoch)
+        history.train_loss.append(float(loss_sum.item()) / num_batches(state.train, protocol.batch_size))
+        history.train_acc.append(float(correct.item()) / counted if counted else None)
+        history.val_acc.append(val_eval.accuracy)
+        history.val_macro_f1.append(val_eval.macro_f1)
+        for m in method.modalities:
+            history.val_modality_acc.setdefault(m, []).append(val_eval.modality_accuracy.get(m))
+            if val_eval.head_modality_accuracy:
+                history.val_head_modality_acc.setdefault(m, []).append(val_eval.head_modality_accuracy.get(m))
+        history.test_acc.append(test_eval.accuracy if test_eval else None)
+        history.trained_modalities.append(list(trained))
+        history.train_seconds.append(t_train - t0)
+        history.epoch_seconds.append(t_end - t0)
+        self.reporter.end_epoch(epoch, history.train_loss[-1], val_eval.accuracy, state.best["val_acc"])
 
     # ------------------------------------------------------------------ the record
 
