@@ -20,6 +20,12 @@ class Evaluation:
     loss: float
     modality_accuracy: dict[str, float]
     head_modality_accuracy: dict[str, float] = field(default_factory=dict)
+    # Balance (paper Fig. 4): per modality, the mean prediction entropy of each class's samples
+    # (from the method's own per-modality logits where its head has them, else the probes'), and
+    # the gap between the best and the worst modality's probe accuracy.
+    class_entropy: dict[str, list[float | None]] = field(default_factory=dict)
+    entropy_source: str = ""
+    imbalance_gap: float | None = None
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
@@ -38,6 +44,20 @@ def macro_f1(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> flo
     denom = support + predicted
     f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
     return float(f1[present].mean().item()) if present.any() else float("nan")
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of softmax(logits) per sample."""
+    log_p = torch.log_softmax(logits.float(), dim=1)
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
+    """Mean of `values` over the samples of each class (None for a class with no sample)."""
+    values, labels = values.double().cpu(), labels.long().cpu()
+    sums = torch.bincount(labels, weights=values, minlength=num_classes)
+    counts = torch.bincount(labels, minlength=num_classes)
+    return [float(s / c) if c else None for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float | None]:

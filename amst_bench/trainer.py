@@ -28,7 +28,7 @@ from amst_bench.environment import (
     versions,
 )
 from amst_bench.method import Method, MethodContext
-from amst_bench.metrics import Evaluation, accuracy, macro_f1
+from amst_bench.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
 from amst_bench.models import Probes, build_encoder
 from amst_bench.protocol import Protocol
 from amst_bench.results import SCHEMA_VERSION, ResultStore
@@ -171,6 +171,8 @@ class Trainer:
         preds, labels, losses = [], [], []
         probe_hits: dict[str, torch.Tensor] = {}
         head_hits: dict[str, torch.Tensor] = {}
+        entropies: dict[str, list[torch.Tensor]] = {}
+        entropy_source = ""
 
         def count(hits: dict[str, torch.Tensor], logits: dict[str, torch.Tensor], target):
             for m, lg in logits.items():
@@ -181,16 +183,29 @@ class Trainer:
             losses.append(F.cross_entropy(pred.logits, batch.labels, reduction="sum"))
             preds.append(pred.logits.argmax(1))
             labels.append(batch.labels)
-            count(probe_hits, probes(pred.embeddings), batch.labels)
+            probe_logits = probes(pred.embeddings)
+            count(probe_hits, probe_logits, batch.labels)
             count(head_hits, pred.modality_logits, batch.labels)
+            entropy_source = "head" if pred.modality_logits else "probe"
+            for m, lg in (pred.modality_logits or probe_logits).items():
+                entropies.setdefault(m, []).append(prediction_entropy(lg))
         pred_t, label_t = torch.cat(preds), torch.cat(labels)
         n = len(label_t)
+        probe_accuracy = {m: float(c.item()) / n for m, c in sorted(probe_hits.items())}
         return Evaluation(
             accuracy=accuracy(pred_t, label_t),
             macro_f1=macro_f1(pred_t, label_t, self.bundle.num_classes),
             loss=float(torch.stack(losses).sum().item() / n),
-            modality_accuracy={m: float(c.item()) / n for m, c in sorted(probe_hits.items())},
+            modality_accuracy=probe_accuracy,
             head_modality_accuracy={m: float(c.item()) / n for m, c in sorted(head_hits.items())},
+            class_entropy={
+                m: class_means(torch.cat(v), label_t, self.bundle.num_classes)
+                for m, v in sorted(entropies.items())
+            },
+            entropy_source=entropy_source,
+            imbalance_gap=max(probe_accuracy.values()) - min(probe_accuracy.values())
+            if probe_accuracy
+            else None,
         )
 
     # ------------------------------------------------------------------ the loop

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from amst_bench import registry
@@ -83,3 +85,25 @@ def test_method_that_cannot_run_raises_clear_error(tmp_path):
     spec = _spec(method="text")
     with pytest.raises(UnsupportedDataset, match="needs the text modality"):
         Trainer(spec, load_bundle(), ResultStore(tmp_path)).run()
+
+
+def test_balance_metrics_per_class_entropy_and_gap(tmp_path):
+    result = Trainer(_spec(epochs=2), load_bundle(), ResultStore(tmp_path)).run()
+    test = result["test"]
+    assert test["entropy_source"] == "head"  # amst-alt's shared head gives per-modality logits
+    assert set(test["class_entropy"]) == {"audio", "visual"}
+    for values in test["class_entropy"].values():
+        assert len(values) == 6 and all(v is None or 0 <= v <= math.log(6) + 1e-6 for v in values)
+    accs = test["modality_accuracy"].values()
+    assert test["imbalance_gap"] == pytest.approx(max(accs) - min(accs))
+
+
+def test_class_means_and_entropy_by_hand():
+    import torch
+
+    from amst_bench.metrics import class_means, prediction_entropy
+
+    assert class_means(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2]), 3) == [2.0, None, 5.0]
+    uniform = prediction_entropy(torch.zeros(1, 4))
+    assert uniform.item() == pytest.approx(math.log(4))
+    assert prediction_entropy(torch.tensor([[100.0, 0.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
