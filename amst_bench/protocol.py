@@ -48,6 +48,9 @@ class Protocol:
     synthetic_audio_shape: tuple[int, int] = (1024, 128)
     synthetic_image_size: int = 224
     device: str = "auto"
+    # "fp32" (as the official code) or "bf16": forward passes under torch.autocast(bfloat16),
+    # parameters and optimiser state stay float32. An opt-in speed setting, recorded and grouped.
+    precision: str = "fp32"
     # Local folder of the RoBERTa tokenizer/config(/weights) for text datasets (--text-model).
     text_model: str = ""
     text_trainable_layers: int = 5
@@ -88,6 +91,7 @@ OVERRIDABLE = {
     "optimizer.lr",
     "optimizer.lr_step",
     "text_model",
+    "precision",
 }
 
 
@@ -122,6 +126,8 @@ def apply_overrides(protocol: Protocol, overrides: dict[str, str]) -> Protocol:
         raise UserError("--set epochs: expected a positive integer")
     if protocol.batch_size < 1:
         raise UserError("--set batch_size: expected a positive integer")
+    if protocol.precision not in {"fp32", "bf16"}:
+        raise UserError(f"--set precision: expected 'fp32' or 'bf16', got {protocol.precision!r}")
     if protocol.encoder not in {"resnet18", "tiny"}:
         raise UserError(f"--set encoder: expected 'resnet18' or 'tiny', got {protocol.encoder!r}")
     return protocol

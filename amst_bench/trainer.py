@@ -164,6 +164,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
+    def autocast(self):
+        """bfloat16 autocast when the protocol asks for it; a no-op context otherwise."""
+        enabled = self.spec.protocol.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     @torch.no_grad()
     def evaluate(self, method, probes: Probes, split: TensorSplit) -> Evaluation:
         method.model.eval()
@@ -179,11 +184,12 @@ class Trainer:
                 hits[m] = hits.get(m, 0) + (lg.argmax(1) == target).sum()
 
         for batch in iterate_batches(split, self.spec.protocol.batch_size, prepare=self.bundle.prepare):
-            pred = method.predict(batch.inputs)
+            with self.autocast():
+                pred = method.predict(batch.inputs)
+                probe_logits = probes(pred.embeddings)
             losses.append(F.cross_entropy(pred.logits, batch.labels, reduction="sum"))
             preds.append(pred.logits.argmax(1))
             labels.append(batch.labels)
-            probe_logits = probes(pred.embeddings)
             count(probe_hits, probe_logits, batch.labels)
             count(head_hits, pred.modality_logits, batch.labels)
             entropy_source = "head" if pred.modality_logits else "probe"
@@ -264,7 +270,8 @@ class Trainer:
         t0 = time.perf_counter()
         method.model.train()
         probes.train()
-        method.on_train_epoch_start(epoch)
+        with self.autocast():
+            method.on_train_epoch_start(epoch)
         trained = method.trained_modalities(epoch)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
@@ -272,14 +279,15 @@ class Trainer:
         for batch in iterate_batches(
             state.train, protocol.batch_size, state.shuffle, prepare=self.bundle.prepare, train=True
         ):
-            out = method.training_step(batch, epoch)
+            with self.autocast():
+                out = method.training_step(batch, epoch)
+                probe_logits = probes(out.embeddings)
             loss_sum += out.loss.detach()
             if out.logits is not None:
                 correct += (out.logits.detach().argmax(1) == batch.labels).sum()
                 counted += len(batch)
-            probe_logits = probes(out.embeddings)
             if probe_logits:
-                probe_loss = sum(F.cross_entropy(lg, batch.labels) for lg in probe_logits.values())
+                probe_loss = sum(F.cross_entropy(lg.float(), batch.labels) for lg in probe_logits.values())
                 Method.step([state.probe_opt], probe_loss)
         method.on_train_epoch_end(epoch)
         for scheduler in [*method.schedulers.values(), state.probe_sched]:

@@ -107,3 +107,14 @@ def test_class_means_and_entropy_by_hand():
     uniform = prediction_entropy(torch.zeros(1, 4))
     assert uniform.item() == pytest.approx(math.log(4))
     assert prediction_entropy(torch.tensor([[100.0, 0.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bf16_precision_runs_and_is_recorded(tmp_path):
+    import dataclasses
+
+    spec = _spec(epochs=1)
+    spec = dataclasses.replace(spec, protocol=dataclasses.replace(spec.protocol, precision="bf16"),
+                               overrides={"precision": "bf16"})
+    result = Trainer(spec, load_bundle(), ResultStore(tmp_path)).run()
+    assert result["protocol"]["precision"] == "bf16" and result["protocol_label"] == "smoke (precision=bf16)"
+    assert result["config_hash"] != _spec(epochs=1).config_hash
