@@ -28,8 +28,8 @@ CELLS = (
     "Per column, **bold** = best, <u>underlined</u> = second (ties share the mark)."
 )
 
-COLUMNS = ["label", "method", "variant", "dataset", "split", "seed", "finished", "accuracy", "macro_f1",
-           "modality_accuracy", "train_s", "epoch_s", "device"]
+COLUMNS = ["label", "profile", "method", "variant", "dataset", "split", "seed", "finished", "accuracy",
+           "macro_f1", "modality_accuracy", "train_s", "epoch_s", "device"]
 
 # (mean, se or None, n or None): n is None for the paper's numbers.
 Stat = tuple[float, float | None, int | None]
@@ -48,6 +48,7 @@ def _frame(results: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append(
             {
                 "label": r.get("protocol_label", "unknown"),
+                "profile": r.get("profile", "unknown"),
                 "method": r["method"],
                 "variant": r.get("variant", r["method"]),
                 "dataset": r["dataset"],
@@ -180,10 +181,21 @@ def _splits(df: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------- files
 
 
+TIMING_ONLY = {"bench"}  # profiles run for seconds per epoch: a few epochs, accuracies not meaningful
+TIMING_ONLY_NOTE = "Timing profile (a few epochs, one seed): accuracies are not reported; see timing.md."
+
+
+def _timing_only(sub: pd.DataFrame) -> bool:
+    return bool(set(sub["profile"]) & TIMING_ONLY)
+
+
 def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
     out = []
     for label in _labels(df):
         sub = df[df["label"] == label]
+        if _timing_only(sub):
+            out += [f"## Protocol: {label}", TIMING_ONLY_NOTE] if full else []
+            continue
         rows, cols = _rows(sub), _columns(sub["column"])
         lead = {"variant": rows}
         out += [
@@ -286,7 +298,7 @@ def _ablation_md(df: pd.DataFrame) -> list[str]:
     sections = []
     for label in _labels(df):
         sub = df[(df["label"] == label) & df["variant"].isin(by_variant)].copy()
-        if sub.empty:
+        if sub.empty or _timing_only(sub):
             continue
         sub["exp"] = sub["variant"].map(by_variant)
         sections += [

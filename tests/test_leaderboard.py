@@ -215,3 +215,12 @@ def test_write_is_idempotent(tmp_path):
     assert all(f"({name})" in readme for name in ("accuracy.md", "timing.md", "ablation.md"))
     assert "GPU X (3 runs)" in first["timing.md"].decode()
     assert not list(out.glob(".*.tmp"))
+
+
+def test_timing_profile_results_stay_out_of_the_accuracy_tables():
+    timed = [dict(make_result("naive", "synthetic", 0, 0.42), profile="bench", protocol_label="bench"),
+             dict(make_result("amst-alt", "synthetic", 0, 0.37), profile="bench", protocol_label="bench")]
+    files = build_leaderboards(timed)
+    assert "42.0" not in files["accuracy.md"] and "accuracies are not reported" in files["accuracy.md"]
+    assert "## Protocol: bench" in files["timing.md"]
+    assert "## Protocol: bench" not in files["ablation.md"]
