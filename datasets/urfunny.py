@@ -1,53 +1,139 @@
-"""UR-FUNNY (Hasan et al., EMNLP 2019), version 2: 10,166 TED-talk segments, humorous or not
-(5,083 each); audio + visual + text. Prepared as the official AMST code does
-(`code/data/UR-FUNNY/gen_urfunny_txt.py`, `Doc/dataset/UR-FUNNY.md`).
+"""UR-FUNNY (Hasan et al., EMNLP 2019): humour detection in TED-talk segments, humorous (the
+punchline is followed by laughter) or not; audio + visual + text, 2 classes. The paper describes
+16,514 segments (8,257 + 8,257, version 1); the AMST code uses version 2 (noisy and overlapping
+instances removed): 10,166 segments, 5,083 per class (`code/data/UR-FUNNY/ur_funny_info.txt`).
 
-Obtain the data from github.com/ROC-HCI/UR-FUNNY (urfunny2_videos.zip and the pickles
-language_sdk.pkl, humor_label_sdk.pkl). Layout expected under the dataset folder:
-  ur_funny_all_text_label.txt        one line per segment, `<id>, <label> ### <text>`, exactly the
-                                     file gen_urfunny_txt.py writes (label 1 = humorous, 0 = not;
-                                     the text is the segment's punchline sentence only, as that
-                                     script takes `punchline_sentence` and no context)
-  WAV/<id>.wav                       the segment's audio track
-  IMAGE_KEPT_1_PER_SEC/<id>/*.jpg    1 frame per second, taken in name order
-e.g. for each urfunny2_videos/<id>.mp4:
-  ffmpeg -i urfunny2_videos/$id.mp4 -vn -c:a pcm_s16le WAV/$id.wav
-  ffmpeg -i urfunny2_videos/$id.mp4 -vf fps=1 IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg
-Class names are FUNNY and NOTFUNNY (the AMST stat file `ur_funny_stat.txt`), sorted; label 1 is
-FUNNY. Texts are tokenised with the RoBERTa tokenizer of --text-model, 128 tokens
-(`extract_text_tokens.py`); 3 frames per segment as the AMST loader (`TVADataset`, pick_num 3).
+Obtain the data from github.com/ROC-HCI/UR-FUNNY (UR-FUNNY-V2: urfunny2_videos.zip, the raw videos
+`<id>.mp4`, and the extracted-features folder holding language_sdk.pkl and humor_label_sdk.pkl).
+The AMST repository (github.com/CXianRen/AMST, `Doc/dataset/UR-FUNNY.md`, `code/data/UR-FUNNY/`)
+prepares it in steps: `gen_urfunny_txt.py` writes one line per segment to
+`ur_funny_all_text_label.txt` (the file is in that folder) and draws its split; the videos' audio
+tracks become WAV (`data/scripts/mp4_to_wav.py`), their frames are kept at 1 per second
+(`video_preprocessing.py urfunny2_videos IMAGE_KEPT_1_PER_SEC 1 .mp4`), and the texts are tokenised
+(`extract_text_tokens.py`). Layout expected under the dataset folder:
+  ur_funny_all_text_label.txt        the AMST sample file, as given: `<id>, <0|1> ### <text>`,
+                                     e.g. `1, 1 ### the cat likes this version better`
+                                     (label 1 humorous, 0 not, as humor_label_sdk.pkl); lines in the
+                                     format of their split files, `<id>, <FUNNY|NOTFUNNY>, ### <text>`,
+                                     are read as well (so `cat ur_funny_train.txt ur_funny_valid.txt
+                                     ur_funny_test.txt` also makes a sample file)
+  WAV/<id>.wav                       the audio track of urfunny2_videos/<id>.mp4
+  IMAGE_KEPT_1_PER_SEC/<id>/*.jpg    its frames, 1 per second, taken in name order
+e.g. for each video:
+  id=$(basename "$f" .mp4); mkdir -p WAV "IMAGE_KEPT_1_PER_SEC/$id"
+  ffmpeg -nostdin -loglevel error -i "$f" -map 0:a:0 -vn -c:a pcm_s16le "WAV/$id.wav"
+  ffmpeg -nostdin -loglevel error -i "$f" -vf fps=1 -q:v 2 "IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg"
+(mp4_to_wav.py also writes 16-bit PCM at the file's own rate; the AMST frame script, OpenCV, keeps
+the first frame of each second named by its frame number, `%05d.jpg`: an equally usable folder).
+
+Text. gen_urfunny_txt.py takes the `punchline_sentence` of language_sdk.pkl only, no
+`context_sentences` ("we use the punchline sentence for the text data, make thing easier"), so the
+text of a segment is the text after `###` in the sample file (stripped), as extract_text_tokens.py
+reads it; tokenised with the RoBERTa tokenizer of `--text-model`, padded or cut to 128 tokens (that
+script's max_length; `--set urfunny.text_max_length=N`). Audio and frames come from the whole video,
+decoded as for every dataset (amst_bench.preprocess): [1024, 128] fbank (the first 10.24 s), and 3
+frames at index int(n / 3) * i of the sorted folder, as the official loader (`TVADataset`, pick_num
+3, the same sampler as for CREMA-D) takes them; a clip with fewer than 3 frames gives its first
+frame 3 times, as there.
+
+Labels. Class names are FUNNY and NOTFUNNY, sorted, as the official stat file `ur_funny_stat.txt`
+(NOTFUNNY, FUNNY) sorted by the loader; label 1 is FUNNY and 0 NOTFUNNY, as gen_urfunny_txt.py
+names them in its split files. Any other label is a problem naming the file and line, and so is a
+malformed line (no `###`, not exactly `<id>, <label>` before it), an empty text or an id listed
+twice.
 
 Splits (`--set urfunny.split=…`):
-  random    (default) the AMST split algorithm: ids sorted (numerically), shuffled by
-            random.Random(seed) (`--set urfunny.split_seed=N`, default 0 as their random.seed(0)),
-            then int(0.8·n) train, int(0.1·n) validation, the rest test; written once to split
-            files in their format and reused. With seed 0 on their sample file this gives their
-            8,132 / 1,016 / 1,018 segments.
-  official  their files via `--set urfunny.split_dir=DIR`: ur_funny_train.txt, ur_funny_valid.txt,
-            ur_funny_test.txt, lines `<id>, FUNNY|NOTFUNNY, ### <text>`; checked against the sample
-            file (same id, same label), accepted as given, overlaps warned.
-The files have no speaker field, so a speaker-disjoint split cannot be drawn from them.
+  random    (default) the split algorithm of gen_urfunny_txt.py: the ids sorted (numerically, as
+            the pickle's integer keys), shuffled by random.Random(seed) (`--set
+            urfunny.split_seed=N`, default 0 as their random.seed(0)), then int(0.8 n) train,
+            int(0.1 n) validation, the rest test. With seed 0 and the AMST sample file this IS their
+            split (ur_funny_train/valid/test.txt: 8,132 / 1,016 / 1,018, checked in the tests).
+            Drawn once, written to <cache>/urfunny/splits/random-seed<N>/ as ur_funny_train.txt,
+            ur_funny_valid.txt and ur_funny_test.txt in their format, and reused (such a folder can
+            also be given as split_dir). Another `protocol.split` fraction gets its own folder.
+  official  their split files as given, `--set urfunny.split_dir=DIR` holding ur_funny_train.txt,
+            ur_funny_valid.txt and ur_funny_test.txt, lines `<id>, <FUNNY|NOTFUNNY>, ### <text>`
+            (as their loader, only the id and label are read; their texts equal the sample file's);
+            split_dir alone implies it. 80/10/10 by int() truncation, as above, no id in two files.
+            Each id must be in the sample file with the same label; ids in two splits are accepted
+            with a warning; the order of the files is kept.
+UR-FUNNY segments come from 1,866 TED talk videos of many speakers, the non-humorous segments from
+the same videos as the humorous ones, but neither the AMST files nor the segment ids carry a speaker
+or talk id, so no speaker-disjoint split is offered (a random
+split puts segments of the same talk in train and test; the release's own data_folds.pkl, its
+train/dev/test folds, unused by AMST, could be added as another split).
 
-Deviations: frames are taken in name order (the AMST loader lists the folder unsorted); a missing
-or unreadable file is reported by name; a malformed line (no `###`, wrong fields, unknown label,
-repeated id) is a problem naming file and line instead of being skipped or overwriting.
+Deviations from the official code: frames are taken in name order (their loader uses the unsorted
+`os.listdir` order); audio is de-meaned on its first channel before the fbank (their script
+de-means over all channels, then kaldi.fbank reads channel 0; the same for mono files); a bad or
+missing file is reported, never replaced by a constant array; a malformed sample-file line is a
+problem (extract_text_tokens.py skips lines without `###`, and a repeated id overwrites).
 """
 
 from __future__ import annotations
 
 import random
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.errors import UserError
-from amst_bench.filedata import FileDataset, Record
+from amst_bench.filedata import DataSource, FileDataset, Record
+from amst_bench.preprocess import DecodeError
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, read_lines, write_split_files
+from amst_bench.results import atomic_write_text
+from amst_bench.splits import SPLITS, overlaps, read_lines
 
 SAMPLE_FILE = "ur_funny_all_text_label.txt"
-LABELS = {"0": "NOTFUNNY", "1": "FUNNY"}
+AUDIO_DIR = "WAV"
+FRAMES_DIR = "IMAGE_KEPT_1_PER_SEC"
+CLASSES = ("FUNNY", "NOTFUNNY")  # code/data/UR-FUNNY/ur_funny_stat.txt, sorted as the loader does
+LABELS = {"0": "NOTFUNNY", "1": "FUNNY", "NOTFUNNY": "NOTFUNNY", "FUNNY": "FUNNY"}
 OFFICIAL_FILES = {"train": "ur_funny_train.txt", "val": "ur_funny_valid.txt", "test": "ur_funny_test.txt"}
 SPLIT_CHOICES = ("random", "official")
+OPTIONS = ("split", "split_dir", "split_seed", "text_max_length")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+LINE_FORMAT = "<id>, <0|1> ### <text>"
+SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One parsed line of the sample file (or of a split file)."""
+
+    number: int
+    sample: str
+    label: str  # the class name, FUNNY or NOTFUNNY
+    text: str | None  # after '###', stripped; None when the line has no '###'
+
+
+def _shown(line: str, limit: int = 100) -> str:
+    return repr(line if len(line) <= limit else line[:limit] + "…")
+
+
+def parse_line(number: int, line: str, full: bool = True) -> Line | str:
+    """A line `<id>, <label> ### <text>` (label 0/1 or FUNNY/NOTFUNNY; `<id>, <label>, ### <text>`,
+    the split files' form, too), or the error in it. With `full` False (split files) the text may be
+    missing, as the official loader reads only the first two comma-separated fields."""
+    meta, hashes, text = line.partition("###")
+    if full and not hashes:
+        return f"no '###' before the text ({LINE_FORMAT})"
+    fields = [f.strip() for f in meta.split(",")]
+    if hashes and len(fields) == 3 and not fields[2]:
+        fields = fields[:2]  # `<id>, <LABEL>, ### <text>`
+    if len(fields) < 2 or (full and len(fields) > 2):
+        return f"expected '<id>, <label>' before '###' ({LINE_FORMAT}), found {len(fields)} field(s)"
+    sample, label = fields[0], fields[1]
+    if not SAMPLE_ID.fullmatch(sample):
+        return f"segment id {sample!r} is not a file name"
+    if label not in LABELS:
+        return f"unknown label {label!r}; expected 0 or 1 (or NOTFUNNY / FUNNY)"
+    if full and not text.strip():
+        return "empty text after '###'"
+    return Line(number, sample, LABELS[label], text.strip() if hashes else None)
 
 
 def _order_key(sample: str) -> tuple[int, int | str]:
@@ -55,8 +141,9 @@ def _order_key(sample: str) -> tuple[int, int | str]:
     return (0, int(sample)) if sample.isdigit() else (1, sample)
 
 
-def amst_split(ids: list[str], fractions, seed: int) -> dict[str, list[str]]:
-    """gen_urfunny_txt.py's split: sort, shuffle with a seeded generator, cut with int()."""
+def amst_split(ids: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
+    """The split of gen_urfunny_txt.py: ids sorted, shuffled by a seeded generator, then
+    int(train·n) train, int(val·n) validation, the rest test; in the shuffled order."""
     order = sorted(ids, key=_order_key)
     random.Random(seed).shuffle(order)
     n_train, n_val = int(len(order) * fractions[0]), int(len(order) * fractions[1])
@@ -67,98 +154,191 @@ def amst_split(ids: list[str], fractions, seed: int) -> dict[str, list[str]]:
     }
 
 
+def _int_option(options: dict[str, str], name: str, default: int, low: int | None = None) -> int:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"--set urfunny.{name}: expected an integer, got {raw!r}") from None
+    if low is not None and value < low:
+        raise UserError(f"--set urfunny.{name}: expected an integer ≥ {low}, got {value}")
+    return value
+
+
 @register_dataset("urfunny")
 class URFunny(FileDataset):
-    description = "UR-FUNNY v2: audio + visual + text, humour or not (ur_funny_all_text_label.txt)"
+    description = (
+        "UR-FUNNY v2: audio + visual + text, humour or not "
+        "(ur_funny_all_text_label.txt, WAV/, IMAGE_KEPT_1_PER_SEC/)"
+    )
     modalities = ("audio", "text", "visual")
     default_skip = {"audio": 6, "text": 10, "visual": 1}
-    layout_help = f"expected {SAMPLE_FILE}, WAV/<id>.wav and IMAGE_KEPT_1_PER_SEC/<id>/ frames"
-    text_max_length = 128
+    layout_help = (
+        f"expected {SAMPLE_FILE} (AMST format: {LINE_FORMAT}), {AUDIO_DIR}/<id>.wav and "
+        f"{FRAMES_DIR}/<id>/ frames"
+    )
+    text_max_length = 128  # code/data/UR-FUNNY/extract_text_tokens.py
 
-    @property
-    def split_kind(self) -> str:
-        kind = self.source.options.get(
-            "split", "official" if "split_dir" in self.source.options else "random"
-        )
+    def __init__(self, source: DataSource | None = None):
+        super().__init__(source)
+        options = self.source.options
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError(f"--set urfunny.{unknown[0]}: unknown option; known: {', '.join(OPTIONS)}")
+        kind = options.get("split", "official" if options.get("split_dir") else "random")
         if kind not in SPLIT_CHOICES:
             raise UserError(f"--set urfunny.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
-        return kind
+        if options.get("split_dir") and kind != "official":
+            raise UserError(f"--set urfunny.split_dir applies to split=official, not split={kind}")
+        self.split_kind = kind
+        self.split_seed = _int_option(options, "split_seed", 0)
+        self.text_max_length = _int_option(options, "text_max_length", self.text_max_length, low=2)
+        self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+        self._lines: dict[str, Line] = {}  # segments of the sample file, in file order
 
-    @property
-    def split_seed(self) -> int:
-        try:
-            return int(self.source.options.get("split_seed", 0))
-        except ValueError:
-            raise UserError("--set urfunny.split_seed: expected an integer") from None
-
-    def split_name(self) -> str:
-        return {"random": "random-80/10/10", "official": "official-amst"}[self.split_kind]
+    # ------------------------------------------------------------------ records
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        sample_file = root / SAMPLE_FILE
-        lines = read_lines(sample_file, problems)
+        self._lines = {}
+        folders_missing = False
+        for folder in (root / AUDIO_DIR, root / FRAMES_DIR):
+            if not folder.is_dir():
+                problems.append(f"{folder}: missing folder ({self.layout_help})")
+                folders_missing = True
+        sample_path = root / SAMPLE_FILE
+        lines = read_lines(sample_path, problems)
         if lines is None:
             return []
-        self.texts: dict[str, str] = {}
-        records = []
-        for number, line in lines:
-            where = f"{sample_file}:{number}"
-            meta, sep, text = line.partition("###")
-            fields = [f.strip() for f in meta.split(",")]
-            if not sep or len(fields) != 2 or not fields[0]:
-                problems.append(f"{where}: expected '<id>, <label> ### <text>', got {line[:80]!r}")
+        for number, raw in lines:
+            line = parse_line(number, raw)
+            if isinstance(line, str):
+                problems.append(f"{sample_path}:{number}: malformed line, {line}: {_shown(raw)}")
                 continue
-            sample, label = fields
-            if label not in LABELS:
-                problems.append(f"{where}: unknown label {label!r} (expected 0 or 1)")
+            if line.sample in self._lines:
+                problems.append(
+                    f"{sample_path}:{number}: segment {line.sample} is listed again "
+                    f"(first at line {self._lines[line.sample].number})"
+                )
                 continue
-            if sample in self.texts:
-                problems.append(f"{where}: repeated id {sample!r}")
-                continue
-            self.texts[sample] = text.strip()
-            sources = {
-                "audio": root / "WAV" / f"{sample}.wav",
-                "visual": root / "IMAGE_KEPT_1_PER_SEC" / sample,
-                "text": sample_file,
-            }
-            records.append(Record(sample, LABELS[label], sources))
-        return records
+            self._lines[line.sample] = line
+        if folders_missing:
+            return []
+        return [
+            Record(
+                sample,
+                line.label,
+                {
+                    "audio": root / AUDIO_DIR / f"{sample}.wav",
+                    "text": sample_path,
+                    "visual": root / FRAMES_DIR / sample,
+                },
+            )
+            for sample, line in self._lines.items()
+        ]
+
+    def class_names(self, records: list[Record]) -> list[str]:
+        return list(CLASSES)  # the official stat file's classes, sorted, present or not
 
     def text_of(self, record: Record) -> str:
-        return self.texts[record.id]
+        line = self._lines.get(record.id)
+        if line is None or not line.text:
+            raise DecodeError(f"{record.sources['text']}: no text for segment {record.id}")
+        return line.text
+
+    # ------------------------------------------------------------------ splits
+
+    def split_name(self) -> str:
+        if self.split_kind == "official":
+            return "official-amst"
+        name = "random-" + "/".join(f"{round(100 * f):g}" for f in self._fractions)
+        return name if self.split_seed == 0 else f"{name}-seed{self.split_seed}"
 
     def make_splits(
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
+        self._fractions = tuple(protocol.split)
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
-            return self.split_files(OFFICIAL_FILES, self._read_split, labels, problems)
-        folder = self.source.cache_dir / self.name / "splits" / f"random-seed{self.split_seed}"
-        if all((folder / f"{s}.txt").is_file() for s in SPLITS):
-            splits = {s: [i for i, _ in self._read_split(folder / f"{s}.txt", problems)] for s in SPLITS}
-        else:
-            splits = amst_split(list(labels), protocol.split, self.split_seed)
-            if not problems:
-                write_split_files(folder, splits, labels)
-        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
-        if unknown:
-            problems.append(
-                f"{folder}: split files name {len(unknown)} id(s) not in {SAMPLE_FILE}, "
-                f"e.g. {unknown[0]} (delete the folder to draw a new split)"
-            )
+            given = self.source.options.get("split_dir", "")
+            folder = Path(given).expanduser()
+            if not given or not folder.is_dir():
+                problems.append(
+                    f"--set urfunny.split_dir={given or 'DIR'}: "
+                    f"{'not given' if not given else 'not a folder'}; split=official needs a folder "
+                    f"holding {', '.join(OFFICIAL_FILES.values())}"
+                )
+                return {s: [] for s in SPLITS}
+            return self._read_split_files(folder, labels, problems, stored=False)
+        return self._random_split(labels, problems)
+
+    def _random_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+        name = f"random-seed{self.split_seed}"
+        if self._fractions != DEFAULT_FRACTIONS:
+            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.split_seed}"
+        folder = self.source.cache_dir / self.name / "splits" / name
+        if all((folder / f).is_file() for f in OFFICIAL_FILES.values()):
+            return self._read_split_files(folder, labels, problems, stored=True)
+        splits = amst_split(list(labels), self._fractions, self.split_seed)
+        if not problems:  # never store a split drawn from a dataset with problems
+            for split, filename in OFFICIAL_FILES.items():
+                text = "".join(
+                    f"{i}, {labels[i]}, ### {self._lines[i].text}\n" for i in splits[split]
+                )  # gen_urfunny_txt.py's split-file line
+                atomic_write_text(folder / filename, text)
         return splits
 
-    @staticmethod
-    def _read_split(path: Path, problems: list[str]) -> list[tuple[str, str]]:
-        """(id, label) from a split file: ours (`<id> <LABEL>`) or theirs (`<id>, <LABEL>, ### text`)."""
-        pairs = []
-        for number, line in read_lines(path, problems) or []:
-            meta = line.partition("###")[0]
-            fields = [f for f in meta.replace(",", " ").split() if f]
-            if len(fields) < 2 or fields[1] not in LABELS.values():
-                problems.append(
-                    f"{path}:{number}: expected '<id>, FUNNY|NOTFUNNY, ### <text>', got {line[:80]!r}"
-                )
+    def _read_split_files(
+        self, folder: Path, labels: dict[str, str], problems: list[str], stored: bool
+    ) -> dict[str, list[str]]:
+        """Segment ids per split from files in the official format, checked against the sample
+        file. `stored`: the folder is a random split kept in the cache (say how to draw it anew)."""
+        hint = f" (delete {folder} to draw a new split)" if stored else ""
+        sample_path = self.root / SAMPLE_FILE
+        splits: dict[str, list[str]] = {}
+        for split, filename in OFFICIAL_FILES.items():
+            path = folder / filename
+            splits[split] = []
+            lines = read_lines(path, problems)
+            if lines is None:
                 continue
-            pairs.append((fields[0], fields[1]))
-        return pairs
+            seen: set[str] = set()
+            for number, raw in lines:
+                line = parse_line(number, raw, full=False)
+                if isinstance(line, str):
+                    problems.append(f"{path}:{number}: malformed line, {line}: {_shown(raw)}")
+                    continue
+                if line.sample not in labels:
+                    problems.append(
+                        f"{path}:{number}: segment {line.sample} is not among the segments of "
+                        f"{sample_path}{hint}"
+                    )
+                    continue
+                if line.label != labels[line.sample]:
+                    problems.append(
+                        f"{path}:{number}: segment {line.sample} labelled {line.label}, "
+                        f"{sample_path} says {labels[line.sample]}{hint}"
+                    )
+                    continue
+                if line.sample in seen:
+                    warnings.warn(f"{path}:{number}: {line.sample} is listed again; ignored", stacklevel=2)
+                    continue
+                seen.add(line.sample)
+                splits[split].append(line.sample)
+        for (a, b), both in overlaps(splits).items():
+            warnings.warn(
+                f"urfunny {self.split_name()} split: {len(both)} segment(s) in both {a} and {b} "
+                f"(e.g. {sorted(both, key=_order_key)[0]}); accepted as given",
+                stacklevel=2,
+            )
+        if stored:
+            listed = {i for ids in splits.values() for i in ids}
+            left = [i for i in labels if i not in listed]
+            if left:
+                warnings.warn(
+                    f"urfunny: {len(left)} segment(s) of {sample_path} are in no file of the stored "
+                    f"split {folder} (e.g. {left[0]}); left out{hint}",
+                    stacklevel=2,
+                )
+        return splits
