@@ -92,8 +92,18 @@ class FileDataset:
     layout_help = ""  # one line: what the folder must hold (shown when it is missing)
     text_max_length = 128  # tokens per text (official scripts: 128 UR-FUNNY/IEMOCAP, 256 MVSA)
 
+    # `--set NAME.OPTION=…` keys the adapter reads; None: the adapter checks its options itself.
+    known_options: tuple[str, ...] | None = None
+
     def __init__(self, source: DataSource | None = None):
         self.source = source or DataSource()
+        if self.known_options is not None:
+            unknown = sorted(set(self.source.options) - set(self.known_options))
+            if unknown:
+                raise UserError(
+                    f"--set {self.name}.{unknown[0]}: unknown option; {self.name} reads "
+                    f"{', '.join(self.known_options)}"
+                )
 
     # ------------------------------------------------------------------ for adapters to define
 
@@ -162,7 +172,12 @@ class FileDataset:
         """A seeded split (by sample, or by group such as a speaker when `group_of` is given),
         drawn once and written to split files under the cache folder, then read back on every
         later run, so all runs and methods see the same samples."""
-        folder = self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}"
+        fractions = (
+            ""
+            if tuple(protocol.split) == (0.8, 0.1, 0.1)
+            else "-" + "-".join(f"{round(100 * f)}" for f in protocol.split)
+        )
+        folder = self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}{fractions}"
         if all((folder / f"{s}.txt").is_file() for s in SPLITS):
             splits = read_split_folder(folder, suffix=suffix)
         else:

@@ -45,6 +45,7 @@ class CremaD(FileDataset):
     modalities = ("audio", "visual")
     default_skip = {"audio": 5, "visual": 1}
     layout_help = "expected AudioWAV/<clip>.wav and IMAGE_KEPT_1_PER_SEC/<clip>/ frames"
+    known_options = ("split", "split_seed", "split_dir")
 
     @property
     def split_kind(self) -> str:

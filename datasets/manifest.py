@@ -25,6 +25,7 @@ KNOWN_MODALITIES = ("audio", "text", "visual")
 class Manifest(FileDataset):
     description = "any folder: manifest:PATH with PATH/manifest.csv (id,label,audio|visual|text[,split])"
     layout_help = "expected manifest.csv with columns id,label and audio/visual/text paths"
+    known_options = ("split_seed", "text_max_length")
 
     def _table(self, root: Path, problems: list[str]) -> pd.DataFrame | None:
         path = root / "manifest.csv"

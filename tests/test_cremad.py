@@ -183,3 +183,10 @@ def test_bad_official_split_lines_are_all_reported_and_no_split_is_kept_from_bro
     broken = adapter(tmp_path / "data", tmp_path / "cache2")
     assert broken.check(PROTOCOL)
     assert not (tmp_path / "cache2" / "cremad" / "splits").exists()
+
+
+def test_unknown_dataset_option_is_one_clear_error(tmp_path):
+    make_cremad(tmp_path / "data", clips_per_class=1)
+    assert cli("data", "check", f"cremad:{tmp_path / 'data'}", "--set", "cremad.splt=speaker") == 2
+    with pytest.raises(UserError, match="cremad.splt: unknown option"):
+        adapter(tmp_path / "data", tmp_path / "cache", splt="speaker")
