@@ -327,6 +327,25 @@ def data_prepare(
     typer.echo(f"{dataset}: cache ready at {path}")
 
 
+@app.command()
+def status(results_dir: ResultsOpt = Path("results")) -> None:
+    """Finished runs per protocol and dataset, and every interrupted run with how far it got
+    (`amst-bench run` with the same arguments resumes it)."""
+    import collections
+
+    store = ResultStore(results_dir)
+    finished = collections.Counter((r["protocol_label"], r["dataset"]) for r in store.load_results())
+    for (label, dataset), count in sorted(finished.items()):
+        typer.echo(f"finished  {count:4d} run(s)  {dataset}  [{label}]")
+    for p in store.in_progress():
+        typer.echo(
+            f"resumable {p['variant']} on {p['dataset']}, seed {p['seed']} [{p['protocol_label']}]: "
+            f"{p['epochs_done']}/{p['epochs']} epochs, best val {p['best_val_acc']:.1%}"
+        )
+    if not finished and not store.in_progress():
+        typer.echo(f"no runs in {results_dir}")
+
+
 @app.command("list")
 def list_plugins(
     pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'amst-*'")] = "*",

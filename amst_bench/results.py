@@ -3,6 +3,7 @@
 Layout under the results folder:
   runs/<run_id>.json          finished runs (the only thing leaderboards read)
   checkpoints/<run_id>.pt     the state of an unfinished run, for resuming; removed when it ends
+  checkpoints/<run_id>.json   what that run is and how far it got (read by `amst-bench status`)
 """
 
 from __future__ import annotations
@@ -85,8 +86,24 @@ class ResultStore:
         atomic_write_json(path, result)
         return path
 
-    def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> None:
+    def save_checkpoint(
+        self, run_id: str, state: dict[str, Any], progress: dict[str, Any] | None = None
+    ) -> None:
         atomic_torch_save(self.checkpoint_path(run_id), state)
+        if progress is not None:
+            atomic_write_json(self.checkpoint_path(run_id).with_suffix(".json"), progress)
+
+    def in_progress(self) -> list[dict[str, Any]]:
+        """The progress records of interrupted (or running) runs."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        records = []
+        for path in sorted(self.checkpoints_dir.glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue  # written atomically: only a foreign file can be unreadable
+        return records
 
     def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
         path = self.checkpoint_path(run_id)
@@ -102,6 +119,7 @@ class ResultStore:
 
     def drop_checkpoint(self, run_id: str) -> None:
         self.checkpoint_path(run_id).unlink(missing_ok=True)
+        self.checkpoint_path(run_id).with_suffix(".json").unlink(missing_ok=True)
 
     def load_results(self) -> list[dict[str, Any]]:
         """Every finished result; unreadable files are a clear error naming the file."""
@@ -114,8 +132,6 @@ class ResultStore:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UserError(f"{path}: not a readable result file ({exc})") from None
             if payload.get("schema") != SCHEMA_VERSION:
-                raise UserError(
-                    f"{path}: result schema {payload.get('schema')!r}, expected {SCHEMA_VERSION}"
-                )
+                raise UserError(f"{path}: result schema {payload.get('schema')!r}, expected {SCHEMA_VERSION}")
             results.append(payload)
         return results

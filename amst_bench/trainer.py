@@ -222,12 +222,27 @@ class Trainer:
             self._epoch(state, epoch)
             last = epoch == state.protocol.epochs - 1
             if not last and (epoch + 1) % self.checkpoint_every == 0:
-                self.store.save_checkpoint(self.spec.run_id, state.checkpoint(epoch, self.device))
+                self.store.save_checkpoint(
+                    self.spec.run_id, state.checkpoint(epoch, self.device), self._progress(state, epoch)
+                )
         result = self._result(state.method, state.history, state.best, state.started, self.device)
         self.store.save_result(result)
         self.store.drop_checkpoint(self.spec.run_id)
         self.reporter.end_run(result)
         return result
+
+    def _progress(self, state: RunState, epoch: int) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "run_id": spec.run_id,
+            "variant": spec.variant,
+            "dataset": spec.dataset,
+            "seed": spec.seed,
+            "protocol_label": protocol_label(spec.protocol, spec.overrides),
+            "epochs_done": epoch + 1,
+            "epochs": state.protocol.epochs,
+            "best_val_acc": state.best["val_acc"],
+        }
 
     def _start(self) -> RunState:
         """Seed, build the method and probes, and restore a checkpoint if the run was cut short."""

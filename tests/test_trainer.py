@@ -118,3 +118,19 @@ def test_bf16_precision_runs_and_is_recorded(tmp_path):
     result = Trainer(spec, load_bundle(), ResultStore(tmp_path)).run()
     assert result["protocol"]["precision"] == "bf16" and result["protocol_label"] == "smoke (precision=bf16)"
     assert result["config_hash"] != _spec(epochs=1).config_hash
+
+
+def test_status_lists_finished_and_resumable_runs(tmp_path, capsys):
+    from tests.test_cli import cli
+
+    bundle = load_bundle()
+    store = ResultStore(tmp_path)
+    Trainer(_spec(epochs=2, seed=1), bundle, store).run()
+    with pytest.raises(_Crash):
+        Trainer(_spec(epochs=4), bundle, store, reporter=_CrashAt(2)).run()
+    assert cli("status", "--results-dir", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "finished     1 run(s)  synthetic" in out
+    assert "resumable amst-alt on synthetic, seed 0" in out and "2/4 epochs" in out
+    Trainer(_spec(epochs=4), bundle, store).run()  # resumes, then the progress record is gone
+    assert store.in_progress() == []
