@@ -134,11 +134,8 @@ class FileDataset:
         `read(path, problems) -> [(id, label)]` and checked against the dataset: every id must be
         a sample with that label. Accepted as given otherwise; ids in two splits are warned about
         (the official CREMA-D files have 4 clips in both val and test)."""
-        folder = Path(self.source.options.get("split_dir", ""))
-        if not folder.is_dir():
-            problems.append(
-                f"--set {self.name}.split_dir={folder}: not a folder holding {', '.join(files.values())}"
-            )
+        folder = self.split_dir(files, problems)
+        if folder is None:
             return {s: [] for s in SPLITS}
         splits = {}
         for split, filename in files.items():
@@ -195,6 +192,44 @@ class FileDataset:
                 f"e.g. {unknown[0]} (delete the folder to draw a new split)"
             )
         return splits
+
+    # ------------------------------------------------------------------ options
+
+    def int_option(self, name: str, default: int, low: int | None = None) -> int:
+        """An integer `--set NAME.OPTION=…`; a bad value is one clear error naming the flag."""
+        raw = self.source.options.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UserError(f"--set {self.name}.{name}: expected an integer, got {raw!r}") from None
+        if low is not None and value < low:
+            raise UserError(f"--set {self.name}.{name}: expected an integer ≥ {low}, got {value}")
+        return value
+
+    def split_choice(self, choices: tuple[str, ...]) -> str:
+        """`--set NAME.split=…` among `choices`; a split_dir alone means the official split files,
+        and a split_dir with another split is refused rather than ignored."""
+        options = self.source.options
+        kind = options.get("split", "official" if options.get("split_dir") else choices[0])
+        if kind not in choices:
+            raise UserError(f"--set {self.name}.split: expected one of {', '.join(choices)}, got {kind!r}")
+        if options.get("split_dir") and kind != "official":
+            raise UserError(f"--set {self.name}.split_dir applies to split=official, not split={kind}")
+        return kind
+
+    def split_dir(self, files: dict[str, str], problems: list[str]) -> Path | None:
+        """The folder of `--set NAME.split_dir=DIR`, or None with a problem saying what it must hold."""
+        given = self.source.options.get("split_dir", "")
+        folder = Path(given).expanduser()
+        if not given or not folder.is_dir():
+            problems.append(
+                f"--set {self.name}.split_dir={given or 'DIR'}: {'not a folder' if given else 'not given'}; "
+                f"split=official needs a folder holding {', '.join(files.values())}"
+            )
+            return None
+        return folder
 
     # ------------------------------------------------------------------ shared machinery
 

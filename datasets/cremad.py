@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amst_bench.errors import UserError
 from amst_bench.filedata import FileDataset, Record
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
@@ -47,16 +46,10 @@ class CremaD(FileDataset):
     layout_help = "expected AudioWAV/<clip>.wav and IMAGE_KEPT_1_PER_SEC/<clip>/ frames"
     known_options = ("split", "split_seed", "split_dir")
 
-    @property
-    def split_kind(self) -> str:
-        kind = self.source.options.get("split", "random")
-        if kind not in SPLIT_CHOICES:
-            raise UserError(f"--set cremad.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
-        return kind
-
-    @property
-    def split_seed(self) -> int:
-        return int(self.source.options.get("split_seed", 0))
+    def __init__(self, source=None):
+        super().__init__(source)
+        self.split_kind = self.split_choice(SPLIT_CHOICES)
+        self.split_seed = self.int_option("split_seed", 0)
 
     def split_name(self) -> str:
         return {"random": "random-80/10/10", "speaker": "speaker-80/10/10", "official": "official-amst"}[

@@ -156,19 +156,6 @@ def stratified_split(
     return {s: sorted(ids) for s, ids in out.items()}
 
 
-def _int_option(options: dict[str, str], name: str, default: int, low: int | None = None) -> int:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UserError(f"--set iemocap.{name}: expected an integer, got {raw!r}") from None
-    if low is not None and value < low:
-        raise UserError(f"--set iemocap.{name}: expected an integer ≥ {low}, got {value}")
-    return value
-
-
 @register_dataset("iemocap")
 class IEMOCAP(FileDataset):
     description = (
@@ -180,28 +167,20 @@ class IEMOCAP(FileDataset):
         f"expected {SAMPLE_FILE} (AMST format: {LINE_FORMAT}), {AUDIO_DIR}/<utterance>.wav and "
         f"{FRAMES_DIR}/<utterance>/ frames"
     )
+    known_options = OPTIONS
     text_max_length = 128  # code/data/IEMOCAP/extract_text_tokens.py
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        options = self.source.options
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise UserError(f"--set iemocap.{unknown[0]}: unknown option; known: {', '.join(OPTIONS)}")
-        kind = options.get("split", "official" if options.get("split_dir") else "random")
-        if kind not in SPLIT_CHOICES:
-            raise UserError(f"--set iemocap.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
-        if options.get("split_dir") and kind != "official":
-            raise UserError(f"--set iemocap.split_dir applies to split=official, not split={kind}")
-        self.split_kind = kind
-        self.split_seed = _int_option(options, "split_seed", 0)
-        self.test_session = _int_option(options, "test_session", 5, low=1)
-        self.val_session = _int_option(options, "val_session", 4, low=1)
+        self.split_kind = self.split_choice(SPLIT_CHOICES)
+        self.split_seed = self.int_option("split_seed", 0)
+        self.test_session = self.int_option("test_session", 5, low=1)
+        self.val_session = self.int_option("val_session", 4, low=1)
         if self.test_session == self.val_session:
             raise UserError(
                 f"--set iemocap.test_session and val_session: both are session {self.test_session}"
             )
-        self.text_max_length = _int_option(options, "text_max_length", self.text_max_length, low=2)
+        self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
         self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
         self._lines: dict[str, Line] = {}  # kept utterances of the sample file, in file order
         self._codes: dict[str, str] = {}  # every utterance of the sample file → its code
@@ -282,14 +261,8 @@ class IEMOCAP(FileDataset):
         self._fractions = tuple(protocol.split)
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
-            given = self.source.options.get("split_dir", "")
-            folder = Path(given).expanduser()
-            if not given or not folder.is_dir():
-                problems.append(
-                    f"--set iemocap.split_dir={given or 'DIR'}: "
-                    f"{'not given' if not given else 'not a folder'}; split=official needs a folder "
-                    f"holding {', '.join(OFFICIAL_FILES.values())}"
-                )
+            folder = self.split_dir(OFFICIAL_FILES, problems)
+            if folder is None:
                 return {s: [] for s in SPLITS}
             return self._read_split_files(folder, labels, problems, warn_missing=False)
         if self.split_kind == "session":

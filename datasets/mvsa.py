@@ -134,34 +134,17 @@ class MVSA(FileDataset):
     modalities = ("text", "visual")
     default_skip = {"text": 10, "visual": 1}
     layout_help = "expected labelResultAll.txt and data/<id>.jpg + data/<id>.txt (the unzipped MVSA_Single/)"
+    known_options = OPTIONS
     text_max_length = 256  # code/data/MVSA/new_extract_mvsa.py: max_length=256
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        unknown = sorted(set(self.source.options) - set(OPTIONS))
-        if unknown:
-            raise UserError(f"--set mvsa.{unknown[0]}: unknown option; known: {', '.join(OPTIONS)}")
-        kind = self.split_kind
-        if kind == "random" and self.source.options.get("split_dir"):
-            raise UserError("--set mvsa.split_dir: only used with mvsa.split=official")
-        try:
-            self.split_seed = int(self.source.options.get("split_seed", 0))
-        except ValueError:
-            raise UserError(
-                f"--set mvsa.split_seed: expected an integer, got {self.source.options['split_seed']!r}"
-            ) from None
+        self.split_kind = self.split_choice(SPLIT_CHOICES)
+        self.split_seed = self.int_option("split_seed", 0)
         self._pairs: dict[str, tuple[str, str]] = {}  # id → (text label, image label), every line
         self._fallback: list[Path] = []  # text files read as ISO-8859-1
 
     # ------------------------------------------------------------------ options
-
-    @property
-    def split_kind(self) -> str:
-        default = "official" if self.source.options.get("split_dir") else "random"
-        kind = self.source.options.get("split", default)
-        if kind not in SPLIT_CHOICES:
-            raise UserError(f"--set mvsa.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
-        return kind
 
     def split_name(self) -> str:
         return {"random": "random-80/10/10", "official": "official-amst"}[self.split_kind]

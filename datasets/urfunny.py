@@ -79,7 +79,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from amst_bench.errors import UserError
 from amst_bench.filedata import DataSource, FileDataset, Record
 from amst_bench.preprocess import DecodeError
 from amst_bench.protocol import Protocol
@@ -154,19 +153,6 @@ def amst_split(ids: Sequence[str], fractions: Sequence[float], seed: int) -> dic
     }
 
 
-def _int_option(options: dict[str, str], name: str, default: int, low: int | None = None) -> int:
-    raw = options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UserError(f"--set urfunny.{name}: expected an integer, got {raw!r}") from None
-    if low is not None and value < low:
-        raise UserError(f"--set urfunny.{name}: expected an integer ≥ {low}, got {value}")
-    return value
-
-
 @register_dataset("urfunny")
 class URFunny(FileDataset):
     description = (
@@ -179,22 +165,14 @@ class URFunny(FileDataset):
         f"expected {SAMPLE_FILE} (AMST format: {LINE_FORMAT}), {AUDIO_DIR}/<id>.wav and "
         f"{FRAMES_DIR}/<id>/ frames"
     )
+    known_options = OPTIONS
     text_max_length = 128  # code/data/UR-FUNNY/extract_text_tokens.py
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        options = self.source.options
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise UserError(f"--set urfunny.{unknown[0]}: unknown option; known: {', '.join(OPTIONS)}")
-        kind = options.get("split", "official" if options.get("split_dir") else "random")
-        if kind not in SPLIT_CHOICES:
-            raise UserError(f"--set urfunny.split: expected one of {', '.join(SPLIT_CHOICES)}, got {kind!r}")
-        if options.get("split_dir") and kind != "official":
-            raise UserError(f"--set urfunny.split_dir applies to split=official, not split={kind}")
-        self.split_kind = kind
-        self.split_seed = _int_option(options, "split_seed", 0)
-        self.text_max_length = _int_option(options, "text_max_length", self.text_max_length, low=2)
+        self.split_kind = self.split_choice(SPLIT_CHOICES)
+        self.split_seed = self.int_option("split_seed", 0)
+        self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
         self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
         self._lines: dict[str, Line] = {}  # segments of the sample file, in file order
 
@@ -261,14 +239,8 @@ class URFunny(FileDataset):
         self._fractions = tuple(protocol.split)
         labels = {r.id: r.label for r in records}
         if self.split_kind == "official":
-            given = self.source.options.get("split_dir", "")
-            folder = Path(given).expanduser()
-            if not given or not folder.is_dir():
-                problems.append(
-                    f"--set urfunny.split_dir={given or 'DIR'}: "
-                    f"{'not given' if not given else 'not a folder'}; split=official needs a folder "
-                    f"holding {', '.join(OFFICIAL_FILES.values())}"
-                )
+            folder = self.split_dir(OFFICIAL_FILES, problems)
+            if folder is None:
                 return {s: [] for s in SPLITS}
             return self._read_split_files(folder, labels, problems, stored=False)
         return self._random_split(labels, problems)

@@ -290,7 +290,7 @@ def test_options_are_checked(tmp_path):
         adapter(tmp_path, tmp_path, splt="official")
     with pytest.raises(UserError, match="expected one of random, official"):
         adapter(tmp_path, tmp_path, split="speaker")
-    with pytest.raises(UserError, match="only used with mvsa.split=official"):
+    with pytest.raises(UserError, match="mvsa.split_dir applies to split=official, not split=random"):
         adapter(tmp_path, tmp_path, split="random", split_dir=str(tmp_path))
 
 
