@@ -38,6 +38,13 @@ from amst_bench.splits import (
 )
 
 
+def seeded_split_name(kind: str, fractions, seed: int) -> str:
+    """'random-80/10/10', 'speaker-80/10/10-seed3': the label results and leaderboards carry, so
+    that splits drawn with other fractions or seeds are never pooled."""
+    name = f"{kind}-" + "/".join(f"{round(100 * f):g}" for f in fractions)
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
 @dataclass(frozen=True)
 class Record:
     """One sample: its id, label name and a file or folder per modality; `split` when the dataset

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amst_bench.filedata import FileDataset, Record
+from amst_bench.filedata import FileDataset, Record, seeded_split_name
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 from amst_bench.splits import (
@@ -50,11 +50,12 @@ class CremaD(FileDataset):
         super().__init__(source)
         self.split_kind = self.split_choice(SPLIT_CHOICES)
         self.split_seed = self.int_option("split_seed", 0)
+        self._fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
 
     def split_name(self) -> str:
-        return {"random": "random-80/10/10", "speaker": "speaker-80/10/10", "official": "official-amst"}[
-            self.split_kind
-        ]
+        if self.split_kind == "official":
+            return "official-amst"
+        return seeded_split_name(self.split_kind, self._fractions, self.split_seed)
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
         audio_dir, frames_dir = root / "AudioWAV", root / "IMAGE_KEPT_1_PER_SEC"
@@ -80,6 +81,7 @@ class CremaD(FileDataset):
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
+        self._fractions = tuple(protocol.split)
         if self.split_kind == "official":
             return self.split_files(OFFICIAL_FILES, _read_official, labels, problems)
         actor = (lambda clip: clip.split("_")[0]) if self.split_kind == "speaker" else None

@@ -78,7 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource, FileDataset, Record
+from amst_bench.filedata import DataSource, FileDataset, Record, seeded_split_name
 from amst_bench.preprocess import DecodeError
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
@@ -252,8 +252,7 @@ class IEMOCAP(FileDataset):
             return "official-amst"
         if self.split_kind == "session":
             return f"session-val{self.val_session}-test{self.test_session}"
-        name = "random-" + "/".join(f"{round(100 * f):g}" for f in self._fractions)
-        return name if self.split_seed == 0 else f"{name}-seed{self.split_seed}"
+        return seeded_split_name("random", self._fractions, self.split_seed)
 
     def make_splits(
         self, records: list[Record], protocol: Protocol, problems: list[str]

@@ -190,3 +190,11 @@ def test_unknown_dataset_option_is_one_clear_error(tmp_path):
     assert cli("data", "check", f"cremad:{tmp_path / 'data'}", "--set", "cremad.splt=speaker") == 2
     with pytest.raises(UserError, match="cremad.splt: unknown option"):
         adapter(tmp_path / "data", tmp_path / "cache", splt="speaker")
+
+
+def test_split_label_names_kind_fractions_and_seed(tmp_path):
+    make_cremad(tmp_path / "data", clips_per_class=2)
+    a = adapter(tmp_path / "data", tmp_path / "cache", split="speaker", split_seed="3")
+    a.scan(PROTOCOL)
+    assert a.split_name() == "speaker-80/10/10-seed3"
+    assert adapter(tmp_path / "data", tmp_path / "cache").split_name() == "random-80/10/10"
