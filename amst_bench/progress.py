@@ -3,7 +3,6 @@ else (CI logs, pipes) one plain line per finished run and nothing per epoch."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -76,10 +75,6 @@ class RichReporter:
             f"[{self.done_runs}/{self.total_runs}] {spec.label}: already done (use --force to redo)",
             highlight=False,
         )
-
-
-def plain_print(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)
 
 
 class DecodeProgress:
