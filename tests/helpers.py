@@ -1,8 +1,11 @@
-"""Shared test helpers: a small synthetic dataset and methods built on it, all on the CPU."""
+"""Shared test helpers: a small synthetic dataset and methods built on it, all on the CPU; the CLI
+in-process; a one-epoch smoke grid on any dataset."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import torch
 
@@ -55,3 +58,39 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, kind: str 
         for k, v in before.items()
         if k.startswith(kind + ":") and not torch.equal(v, after[k])
     }
+
+
+def cli(*args: str) -> int:
+    """Run `amst-bench ARGS` in-process; the exit code (0 when it returns normally)."""
+    from amst_bench.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def smoke_run(tmp_path: Path, methods: str, dataset: str, *extra: str) -> list[dict]:
+    """`amst-bench run` of `methods` on `dataset` for one epoch, seed 0, smoke profile, results
+    and leaderboards under tmp_path; asserts success and returns the stored results."""
+    code = cli(
+        "run",
+        "--methods",
+        methods,
+        "--datasets",
+        dataset,
+        "--seeds",
+        "0",
+        "--profile",
+        "smoke",
+        "--set",
+        "epochs=1",
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--leaderboard-dir",
+        str(tmp_path / "b"),
+        *extra,
+    )
+    assert code == 0
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "r" / "runs").glob("*.json"))]

@@ -23,7 +23,7 @@ from tests.fixtures import (
     write_ave_amst_split_files,
     write_ave_video,
 )
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 
 PROTOCOL = get_profile("smoke")
 
@@ -255,27 +255,7 @@ def test_cli_data_check_prepare_and_a_one_epoch_run_of_two_methods(tmp_path, cap
     assert "no problems" in capsys.readouterr().out
     assert cli("data", "prepare", spec, "--profile", "smoke", *cache) == 0
     assert len(cache_files(tmp_path / "cache")) == 1
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-alt",
-            "--datasets",
-            spec,
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            *cache,
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
-    )
+    runs = smoke_run(tmp_path, "naive,amst-alt", spec, *cache)
     stored = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
     runs = {r["method"]: r for r in stored}
     assert sorted(runs) == ["amst-alt", "naive"]

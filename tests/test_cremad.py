@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -12,7 +10,7 @@ from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
 from amst_bench.splits import SPLITS
 from tests.fixtures import make_cremad, write_frames
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 
 PROTOCOL = get_profile("smoke")
 
@@ -131,28 +129,7 @@ def test_cli_data_check_prepare_and_a_one_epoch_run_of_two_methods(tmp_path, cap
     assert "no problems" in capsys.readouterr().out
     assert cli("data", "prepare", "cremad", "--profile", "smoke", *common) == 0
     assert len(cache_files(tmp_path / "cache")) == 1
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-joint",
-            "--datasets",
-            "cremad",
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            *common,
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
-    )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    runs = smoke_run(tmp_path, "naive,amst-joint", "cremad", *common)
     assert sorted(r["method"] for r in runs) == ["amst-joint", "naive"]
     assert all(
         r["split"] == "random-80/10/10" and r["method_resolved"].get("skip", {"audio": 5})["audio"] == 5

@@ -6,7 +6,7 @@ import json
 
 from amst_bench import registry
 from tests.fixtures import make_ave, make_cremad
-from tests.test_cli import cli
+from tests.helpers import cli
 
 
 def test_all_methods_on_cremad_and_ave_fixtures(tmp_path):

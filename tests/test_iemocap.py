@@ -4,7 +4,6 @@ check, prepare (cache), load, the three splits, bad data, and a short run of two
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from amst_bench.protocol import get_profile
 from amst_bench.splits import SPLITS
 from amst_bench.text import load_tokenizer, tokenize
 from tests.fixtures import write_frames, write_wav
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 from tests.text_fixtures import WORDS, make_text_model
 
 CLASSES = ("ang", "exc", "fru", "neu", "sad")
@@ -359,30 +358,9 @@ def test_cli_runs_two_methods_for_one_epoch(tmp_path, text_model):
     make_iemocap(root)
     common = ["--cache-dir", str(tmp_path / "cache"), "--text-model", str(text_model)]
     assert cli("data", "check", f"iemocap:{root}", "--set", "iemocap.text_max_length=16", *common) == 0
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-alt",
-            "--datasets",
-            f"iemocap:{root}",
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            "--set",
-            "iemocap.text_max_length=16",
-            *common,
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
+    runs = smoke_run(
+        tmp_path, "naive,amst-alt", f"iemocap:{root}", "--set", "iemocap.text_max_length=16", *common
     )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
     assert all(r["split"] == "random-80/10/10" for r in runs)
     alt = next(r for r in runs if r["method"] == "amst-alt")

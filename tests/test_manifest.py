@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 
@@ -11,7 +10,7 @@ from amst_bench.dataspec import DataLocations, make_adapter
 from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
 from tests.fixtures import write_frames, write_jpeg, write_wav
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 
 PROTOCOL = get_profile("smoke")
 
@@ -145,28 +144,6 @@ def test_cli_runs_two_methods_on_a_manifest(tmp_path):
     make_manifest(tmp_path / "d", per_class=5)
     spec = f"manifest:{tmp_path / 'd'}"
     assert cli("data", "check", spec) == 0
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-alt",
-            "--datasets",
-            spec,
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
-    )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    runs = smoke_run(tmp_path, "naive,amst-alt", spec, "--cache-dir", str(tmp_path / "c"))
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
     assert all(r["dataset"] == spec for r in runs)

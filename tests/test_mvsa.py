@@ -5,7 +5,6 @@ split files, bad data, and a short run."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 
 import pytest
@@ -19,7 +18,7 @@ from amst_bench.filedata import DataProblems
 from amst_bench.protocol import get_profile
 from amst_bench.splits import SPLITS
 from tests.fixtures import write_jpeg
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 from tests.text_fixtures import make_text_model
 
 HEADER = "ID\ttext,image"
@@ -301,28 +300,7 @@ def test_cli_data_check_and_a_one_epoch_run_of_two_methods(tmp_path, model, caps
     common += ["--cache-dir", str(tmp_path / "c")]
     assert cli("data", "check", f"mvsa:{root}", "--profile", "smoke", *common) == 0
     assert "no problems" in capsys.readouterr().out
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-alt",
-            "--datasets",
-            f"mvsa:{root}",
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            *common,
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
-    )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    runs = smoke_run(tmp_path, "naive,amst-alt", f"mvsa:{root}", *common)
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
     assert all(r["split"] == "random-80/10/10" for r in runs)
     assert len(cache_files(tmp_path / "c")) == 1  # check wrote none, the runs shared one cache

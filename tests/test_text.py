@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
 from amst_bench.text import RobertaTextEncoder, load_tokenizer, tokenize
 from tests.fixtures import write_jpeg, write_wav
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 from tests.text_fixtures import WORDS, make_text_model
 
 
@@ -87,37 +86,21 @@ def test_cli_runs_naive_and_amst_joint_on_three_modalities_with_roberta(tmp_path
     """Paper encoders (ResNet18 + RoBERTa from a tiny config) for one epoch on a text manifest."""
     _text_manifest(tmp_path / "d", per_class=5)
     model = make_text_model(tmp_path / "tm")
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-joint",
-            "--datasets",
-            f"manifest:{tmp_path / 'd'}",
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            "--set",
-            "encoder=resnet18",
-            "--text-model",
-            str(model),
-            "--set",
-            "manifest.text_max_length=10",
-            "--set",
-            "batch_size=8",
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
+    runs = smoke_run(
+        tmp_path,
+        "naive,amst-joint",
+        f"manifest:{tmp_path / 'd'}",
+        "--set",
+        "encoder=resnet18",
+        "--text-model",
+        str(model),
+        "--set",
+        "manifest.text_max_length=10",
+        "--set",
+        "batch_size=8",
+        "--cache-dir",
+        str(tmp_path / "c"),
     )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
     assert sorted(r["method"] for r in runs) == ["amst-joint", "naive"]
     assert all(r["embedding_dim"] == 32 for r in runs)  # every embedding at RoBERTa's width
     assert all(r["text_encoder"] == {"path": str(model), "pretrained_weights": False} for r in runs)

@@ -121,7 +121,7 @@ def test_bf16_precision_runs_and_is_recorded(tmp_path):
 
 
 def test_status_lists_finished_and_resumable_runs(tmp_path, capsys):
-    from tests.test_cli import cli
+    from tests.helpers import cli
 
     bundle = load_bundle()
     store = ResultStore(tmp_path)

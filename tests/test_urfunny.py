@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from amst_bench.protocol import get_profile
 from amst_bench.splits import SPLITS
 from amst_bench.text import load_tokenizer, tokenize
 from tests.fixtures import write_frames, write_wav
-from tests.test_cli import cli
+from tests.helpers import cli, smoke_run
 from tests.text_fixtures import make_text_model
 
 TEXTS = {"1": "so funny joke we it was", "0": "the night was very bad"}
@@ -235,28 +234,7 @@ def test_cli_one_epoch_of_two_methods(setup):
     common = ["--cache-dir", str(tmp_path / "c"), "--text-model", str(tmp_path / "tm")]
     common += ["--set", "urfunny.text_max_length=16"]
     assert cli("data", "check", f"urfunny:{tmp_path / 'd'}", "--profile", "smoke", *common) == 0
-    assert (
-        cli(
-            "run",
-            "--methods",
-            "naive,amst-alt",
-            "--datasets",
-            f"urfunny:{tmp_path / 'd'}",
-            "--seeds",
-            "0",
-            "--profile",
-            "smoke",
-            "--set",
-            "epochs=1",
-            *common,
-            "--results-dir",
-            str(tmp_path / "r"),
-            "--leaderboard-dir",
-            str(tmp_path / "b"),
-        )
-        == 0
-    )
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    runs = smoke_run(tmp_path, "naive,amst-alt", f"urfunny:{tmp_path / 'd'}", *common)
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
     assert all(r["split"] == "random-80/10/10" for r in runs)
     assert next(r for r in runs if r["method"] == "amst-alt")["method_resolved"]["skip"]["audio"] == 6
