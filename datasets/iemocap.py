@@ -72,18 +72,14 @@ from __future__ import annotations
 
 import random
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource, FileDataset, Record, seeded_split_name
-from amst_bench.preprocess import DecodeError
-from amst_bench.protocol import Protocol
+from amst_bench.filedata import DataSource
 from amst_bench.registry import register_dataset
-from amst_bench.results import atomic_write_text
-from amst_bench.splits import SPLITS, is_number, overlaps, read_lines
+from amst_bench.samplefile import SampleFileDataset, SampleLine
+from amst_bench.splits import SPLITS, is_number
 
 SAMPLE_FILE = "iemocap_all_sample.txt"
 AUDIO_DIR = "WAV"
@@ -93,28 +89,12 @@ DROPPED = ("dis", "fea", "hap", "oth", "sur", "xxx")  # left out by split_iemo_d
 OFFICIAL_FILES = {"train": "iemocap_train.txt", "val": "iemocap_valid.txt", "test": "iemocap_test.txt"}
 SPLIT_CHOICES = ("random", "session", "official")
 OPTIONS = ("split", "split_dir", "split_seed", "test_session", "val_session", "text_max_length")
-DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 LINE_FORMAT = "<utterance>, <code>, <start>, <end> ### <transcript>"
 UTTERANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 SESSION = re.compile(r"Ses(\d\d)")
 
 
-@dataclass(frozen=True)
-class Line:
-    """One parsed line of the sample file (or of a split file)."""
-
-    number: int
-    utterance: str
-    code: str
-    text: str | None  # the transcript after '###'; None when the line has none
-    raw: str  # the line, stripped
-
-
-def _shown(line: str, limit: int = 100) -> str:
-    return repr(line if len(line) <= limit else line[:limit] + "…")
-
-
-def parse_line(number: int, line: str, full: bool = True) -> Line | str:
+def parse_line(number: int, line: str, full: bool = True) -> SampleLine | str:
     """A line `<utterance>, <code>, <start>, <end> ### <transcript>`, or the error in it. With
     `full` False (split files) only `<utterance>, <code>` is required, as the official loader reads."""
     meta, hashes, text = line.partition("###")
@@ -132,7 +112,7 @@ def parse_line(number: int, line: str, full: bool = True) -> Line | str:
         return "start and end times must be numbers"
     if full and not hashes:
         return f"no transcript ('### <transcript>' missing; {LINE_FORMAT})"
-    return Line(number, utterance, code, text.strip() if hashes else None, line)
+    return SampleLine(number, utterance, code, text.strip() if hashes else None, line)
 
 
 def stratified_split(
@@ -157,7 +137,7 @@ def stratified_split(
 
 
 @register_dataset("iemocap")
-class IEMOCAP(FileDataset):
+class IEMOCAP(SampleFileDataset):
     description = (
         "IEMOCAP: audio + visual + text, 5 emotions (iemocap_all_sample.txt, WAV/, IMAGE_KEPT_2_PER_SEC/)"
     )
@@ -169,6 +149,12 @@ class IEMOCAP(FileDataset):
     )
     known_options = OPTIONS
     text_max_length = 128  # code/data/IEMOCAP/extract_text_tokens.py
+    sample_file = SAMPLE_FILE
+    audio_dir = AUDIO_DIR
+    frames_dir = FRAMES_DIR
+    classes = CLASSES
+    official_files = OFFICIAL_FILES
+    noun = "utterance"
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
@@ -181,108 +167,41 @@ class IEMOCAP(FileDataset):
                 f"--set iemocap.test_session and val_session: both are session {self.test_session}"
             )
         self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
-        self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
-        self._lines: dict[str, Line] = {}  # kept utterances of the sample file, in file order
-        self._codes: dict[str, str] = {}  # every utterance of the sample file → its code
 
-    # ------------------------------------------------------------------ records
+    def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
+        return parse_line(number, raw, full)
 
-    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        self._lines, self._codes = {}, {}
-        folders_missing = False
-        for folder in (root / AUDIO_DIR, root / FRAMES_DIR):
-            if not folder.is_dir():
-                problems.append(f"{folder}: missing folder ({self.layout_help})")
-                folders_missing = True
-        sample_path = root / SAMPLE_FILE
-        lines = read_lines(sample_path, problems)
-        if lines is None:
-            return []
-        first_seen: dict[str, int] = {}
-        for number, raw in lines:
-            line = parse_line(number, raw)
-            if isinstance(line, str):
-                problems.append(f"{sample_path}:{number}: malformed line, {line}: {_shown(raw)}")
-                continue
-            if line.utterance in first_seen:
-                problems.append(
-                    f"{sample_path}:{number}: utterance {line.utterance} is listed again "
-                    f"(first at line {first_seen[line.utterance]})"
-                )
-                continue
-            first_seen[line.utterance] = number
-            self._codes[line.utterance] = line.code
-            if line.code in DROPPED:
-                continue
-            if line.code not in CLASSES:
-                problems.append(
-                    f"{sample_path}:{number}: unknown emotion code {line.code!r} for {line.utterance}; "
-                    f"expected one of {', '.join(CLASSES)} (kept) or {', '.join(DROPPED)} (left out)"
-                )
-                continue
-            self._lines[line.utterance] = line
-        if folders_missing:
-            return []
-        return [
-            Record(
-                u,
-                line.code,
-                {
-                    "audio": root / AUDIO_DIR / f"{u}.wav",
-                    "text": sample_path,
-                    "visual": root / FRAMES_DIR / u,
-                },
+    def keep(self, line: SampleLine, where: str, problems: list[str]) -> bool:
+        """The five classes of the AMST split script; its dropped codes are left out silently."""
+        if line.label in DROPPED:
+            return False
+        if line.label not in CLASSES:
+            problems.append(
+                f"{where}: unknown emotion code {line.label!r} for {line.sample}; "
+                f"expected one of {', '.join(CLASSES)} (kept) or {', '.join(DROPPED)} (left out)"
             )
-            for u, line in self._lines.items()
-        ]
+            return False
+        return True
 
-    def class_names(self, records: list[Record]) -> list[str]:
-        return list(CLASSES)  # the official stat file's classes, sorted, present or not
+    def absent(self, sample: str, sample_path: Path) -> str:
+        code = self._parsed[sample].label if sample in self._parsed else None
+        if code in DROPPED:
+            return f": {sample_path} labels it {code!r}, not one of {', '.join(CLASSES)}"
+        if code is not None:
+            return f": its line in {sample_path} has a problem"
+        return f": it is not in {sample_path}"
 
-    def text_of(self, record: Record) -> str:
-        line = self._lines.get(record.id)
-        if line is None or line.text is None:
-            raise DecodeError(f"{record.sources['text']}: no transcript for {record.id}")
-        return line.text
-
-    # ------------------------------------------------------------------ splits
+    def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        entries = [(u, labels[u]) for u in self._lines if u in labels]  # sample-file order
+        return stratified_split(entries, self._fractions, self.split_seed)
 
     def split_name(self) -> str:
-        if self.split_kind == "official":
-            return "official-amst"
         if self.split_kind == "session":
             return f"session-val{self.val_session}-test{self.test_session}"
-        return seeded_split_name("random", self._fractions, self.split_seed)
+        return super().split_name()
 
-    def make_splits(
-        self, records: list[Record], protocol: Protocol, problems: list[str]
-    ) -> dict[str, list[str]]:
-        self._fractions = tuple(protocol.split)
-        labels = {r.id: r.label for r in records}
-        if self.split_kind == "official":
-            folder = self.split_dir(OFFICIAL_FILES, problems)
-            if folder is None:
-                return {s: [] for s in SPLITS}
-            return self._read_split_files(folder, labels, problems, warn_missing=False)
-        if self.split_kind == "session":
-            return self._session_split(labels, problems)
-        return self._random_split(labels, problems)
-
-    def _random_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
-        name = f"random-seed{self.split_seed}"
-        if self._fractions != DEFAULT_FRACTIONS:
-            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.split_seed}"
-        folder = self.source.cache_dir / self.name / "splits" / name
-        if all((folder / f).is_file() for f in OFFICIAL_FILES.values()):
-            return self._read_split_files(folder, labels, problems, warn_missing=True)
-        entries = [(u, labels[u]) for u in self._lines if u in labels]  # sample-file order
-        splits = stratified_split(entries, self._fractions, self.split_seed)
-        if not problems:  # never store a split drawn from a dataset with problems
-            for s, filename in OFFICIAL_FILES.items():
-                atomic_write_text(folder / filename, "".join(f"{self._lines[u].raw}\n" for u in splits[s]))
-        return splits
-
-    def _session_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+    def other_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+        """split=session: one session for validation, one for test, the other three for training."""
         out: dict[str, list[str]] = {s: [] for s in SPLITS}
         for utterance in sorted(labels):
             match = SESSION.match(utterance)
@@ -305,62 +224,3 @@ class IEMOCAP(FileDataset):
                     f"(--set iemocap.{option}), so the {split} split is empty"
                 )
         return out
-
-    def _read_split_files(
-        self, folder: Path, labels: dict[str, str], problems: list[str], warn_missing: bool
-    ) -> dict[str, list[str]]:
-        """Utterance ids per split from files in the official format, checked against the sample
-        file. `warn_missing`: the folder is a stored random split (say how to draw it anew)."""
-        hint = f" (delete {folder} to draw a new split)" if warn_missing else ""
-        sample_path = self.root / SAMPLE_FILE
-        splits: dict[str, list[str]] = {}
-        for split, filename in OFFICIAL_FILES.items():
-            path = folder / filename
-            splits[split] = []
-            lines = read_lines(path, problems)
-            if lines is None:
-                continue
-            seen: set[str] = set()
-            for number, raw in lines:
-                line = parse_line(number, raw, full=False)
-                if isinstance(line, str):
-                    problems.append(f"{path}:{number}: malformed line, {line}: {_shown(raw)}")
-                    continue
-                utterance, code = line.utterance, line.code
-                if utterance not in labels:
-                    if utterance in self._codes and self._codes[utterance] in DROPPED:
-                        code_there = self._codes[utterance]
-                        why = f"{sample_path} labels it {code_there!r}, not one of {', '.join(CLASSES)}"
-                    elif utterance in self._codes:
-                        why = f"its line in {sample_path} has a problem"
-                    else:
-                        why = f"it is not in {sample_path}"
-                    problems.append(f"{path}:{number}: utterance {utterance}: {why}{hint}")
-                    continue
-                if code != labels[utterance]:
-                    problems.append(
-                        f"{path}:{number}: utterance {utterance} labelled {code!r}, "
-                        f"{sample_path} says {labels[utterance]!r}{hint}"
-                    )
-                    continue
-                if utterance in seen:
-                    warnings.warn(f"{path}:{number}: {utterance} is listed again; ignored", stacklevel=2)
-                    continue
-                seen.add(utterance)
-                splits[split].append(utterance)
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"iemocap {self.split_name()} split: {len(both)} utterance(s) in both {a} and {b} "
-                f"(e.g. {sorted(both)[0]}); accepted as given",
-                stacklevel=2,
-            )
-        if warn_missing:
-            listed = {u for ids in splits.values() for u in ids}
-            left = [u for u in labels if u not in listed]
-            if left:
-                warnings.warn(
-                    f"iemocap: {len(left)} utterance(s) of {sample_path} are in no file of the stored "
-                    f"split {folder} (e.g. {left[0]}); left out{hint}",
-                    stacklevel=2,
-                )
-        return splits

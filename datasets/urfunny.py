@@ -74,17 +74,11 @@ from __future__ import annotations
 
 import random
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-from amst_bench.filedata import DataSource, FileDataset, Record, seeded_split_name
-from amst_bench.preprocess import DecodeError
-from amst_bench.protocol import Protocol
+from amst_bench.filedata import DataSource
 from amst_bench.registry import register_dataset
-from amst_bench.results import atomic_write_text
-from amst_bench.splits import SPLITS, overlaps, read_lines
+from amst_bench.samplefile import SampleFileDataset, SampleLine
 
 SAMPLE_FILE = "ur_funny_all_text_label.txt"
 AUDIO_DIR = "WAV"
@@ -94,26 +88,11 @@ LABELS = {"0": "NOTFUNNY", "1": "FUNNY", "NOTFUNNY": "NOTFUNNY", "FUNNY": "FUNNY
 OFFICIAL_FILES = {"train": "ur_funny_train.txt", "val": "ur_funny_valid.txt", "test": "ur_funny_test.txt"}
 SPLIT_CHOICES = ("random", "official")
 OPTIONS = ("split", "split_dir", "split_seed", "text_max_length")
-DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 LINE_FORMAT = "<id>, <0|1> ### <text>"
 SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-@dataclass(frozen=True)
-class Line:
-    """One parsed line of the sample file (or of a split file)."""
-
-    number: int
-    sample: str
-    label: str  # the class name, FUNNY or NOTFUNNY
-    text: str | None  # after '###', stripped; None when the line has no '###'
-
-
-def _shown(line: str, limit: int = 100) -> str:
-    return repr(line if len(line) <= limit else line[:limit] + "…")
-
-
-def parse_line(number: int, line: str, full: bool = True) -> Line | str:
+def parse_line(number: int, line: str, full: bool = True) -> SampleLine | str:
     """A line `<id>, <label> ### <text>` (label 0/1 or FUNNY/NOTFUNNY; `<id>, <label>, ### <text>`,
     the split files' form, too), or the error in it. With `full` False (split files) the text may be
     missing, as the official loader reads only the first two comma-separated fields."""
@@ -132,7 +111,7 @@ def parse_line(number: int, line: str, full: bool = True) -> Line | str:
         return f"unknown label {label!r}; expected 0 or 1 (or NOTFUNNY / FUNNY)"
     if full and not text.strip():
         return "empty text after '###'"
-    return Line(number, sample, LABELS[label], text.strip() if hashes else None)
+    return SampleLine(number, sample, LABELS[label], text.strip() if hashes else None, line)
 
 
 def _order_key(sample: str) -> tuple[int, int | str]:
@@ -154,7 +133,7 @@ def amst_split(ids: Sequence[str], fractions: Sequence[float], seed: int) -> dic
 
 
 @register_dataset("urfunny")
-class URFunny(FileDataset):
+class URFunny(SampleFileDataset):
     description = (
         "UR-FUNNY v2: audio + visual + text, humour or not "
         "(ur_funny_all_text_label.txt, WAV/, IMAGE_KEPT_1_PER_SEC/)"
@@ -167,149 +146,30 @@ class URFunny(FileDataset):
     )
     known_options = OPTIONS
     text_max_length = 128  # code/data/UR-FUNNY/extract_text_tokens.py
+    sample_file = SAMPLE_FILE
+    audio_dir = AUDIO_DIR
+    frames_dir = FRAMES_DIR
+    classes = CLASSES
+    official_files = OFFICIAL_FILES
+    noun = "segment"
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
         self.split_kind = self.split_choice(SPLIT_CHOICES)
         self.split_seed = self.int_option("split_seed", 0)
         self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
-        self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
-        self._lines: dict[str, Line] = {}  # segments of the sample file, in file order
 
-    # ------------------------------------------------------------------ records
+    def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
+        return parse_line(number, raw, full)
 
-    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        self._lines = {}
-        folders_missing = False
-        for folder in (root / AUDIO_DIR, root / FRAMES_DIR):
-            if not folder.is_dir():
-                problems.append(f"{folder}: missing folder ({self.layout_help})")
-                folders_missing = True
-        sample_path = root / SAMPLE_FILE
-        lines = read_lines(sample_path, problems)
-        if lines is None:
-            return []
-        for number, raw in lines:
-            line = parse_line(number, raw)
-            if isinstance(line, str):
-                problems.append(f"{sample_path}:{number}: malformed line, {line}: {_shown(raw)}")
-                continue
-            if line.sample in self._lines:
-                problems.append(
-                    f"{sample_path}:{number}: segment {line.sample} is listed again "
-                    f"(first at line {self._lines[line.sample].number})"
-                )
-                continue
-            self._lines[line.sample] = line
-        if folders_missing:
-            return []
-        return [
-            Record(
-                sample,
-                line.label,
-                {
-                    "audio": root / AUDIO_DIR / f"{sample}.wav",
-                    "text": sample_path,
-                    "visual": root / FRAMES_DIR / sample,
-                },
-            )
-            for sample, line in self._lines.items()
-        ]
+    def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        return amst_split(list(labels), self._fractions, self.split_seed)
 
-    def class_names(self, records: list[Record]) -> list[str]:
-        return list(CLASSES)  # the official stat file's classes, sorted, present or not
+    def split_file_line(self, line: SampleLine) -> str:
+        return f"{line.sample}, {line.label}, ### {line.text}"  # gen_urfunny_txt.py's split-file line
 
-    def text_of(self, record: Record) -> str:
-        line = self._lines.get(record.id)
-        if line is None or not line.text:
-            raise DecodeError(f"{record.sources['text']}: no text for segment {record.id}")
-        return line.text
+    def order_key(self, sample: str):
+        return _order_key(sample)
 
-    # ------------------------------------------------------------------ splits
-
-    def split_name(self) -> str:
-        if self.split_kind == "official":
-            return "official-amst"
-        return seeded_split_name("random", self._fractions, self.split_seed)
-
-    def make_splits(
-        self, records: list[Record], protocol: Protocol, problems: list[str]
-    ) -> dict[str, list[str]]:
-        self._fractions = tuple(protocol.split)
-        labels = {r.id: r.label for r in records}
-        if self.split_kind == "official":
-            folder = self.split_dir(OFFICIAL_FILES, problems)
-            if folder is None:
-                return {s: [] for s in SPLITS}
-            return self._read_split_files(folder, labels, problems, stored=False)
-        return self._random_split(labels, problems)
-
-    def _random_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
-        name = f"random-seed{self.split_seed}"
-        if self._fractions != DEFAULT_FRACTIONS:
-            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.split_seed}"
-        folder = self.source.cache_dir / self.name / "splits" / name
-        if all((folder / f).is_file() for f in OFFICIAL_FILES.values()):
-            return self._read_split_files(folder, labels, problems, stored=True)
-        splits = amst_split(list(labels), self._fractions, self.split_seed)
-        if not problems:  # never store a split drawn from a dataset with problems
-            for split, filename in OFFICIAL_FILES.items():
-                text = "".join(
-                    f"{i}, {labels[i]}, ### {self._lines[i].text}\n" for i in splits[split]
-                )  # gen_urfunny_txt.py's split-file line
-                atomic_write_text(folder / filename, text)
-        return splits
-
-    def _read_split_files(
-        self, folder: Path, labels: dict[str, str], problems: list[str], stored: bool
-    ) -> dict[str, list[str]]:
-        """Segment ids per split from files in the official format, checked against the sample
-        file. `stored`: the folder is a random split kept in the cache (say how to draw it anew)."""
-        hint = f" (delete {folder} to draw a new split)" if stored else ""
-        sample_path = self.root / SAMPLE_FILE
-        splits: dict[str, list[str]] = {}
-        for split, filename in OFFICIAL_FILES.items():
-            path = folder / filename
-            splits[split] = []
-            lines = read_lines(path, problems)
-            if lines is None:
-                continue
-            seen: set[str] = set()
-            for number, raw in lines:
-                line = parse_line(number, raw, full=False)
-                if isinstance(line, str):
-                    problems.append(f"{path}:{number}: malformed line, {line}: {_shown(raw)}")
-                    continue
-                if line.sample not in labels:
-                    problems.append(
-                        f"{path}:{number}: segment {line.sample} is not among the segments of "
-                        f"{sample_path}{hint}"
-                    )
-                    continue
-                if line.label != labels[line.sample]:
-                    problems.append(
-                        f"{path}:{number}: segment {line.sample} labelled {line.label}, "
-                        f"{sample_path} says {labels[line.sample]}{hint}"
-                    )
-                    continue
-                if line.sample in seen:
-                    warnings.warn(f"{path}:{number}: {line.sample} is listed again; ignored", stacklevel=2)
-                    continue
-                seen.add(line.sample)
-                splits[split].append(line.sample)
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"urfunny {self.split_name()} split: {len(both)} segment(s) in both {a} and {b} "
-                f"(e.g. {sorted(both, key=_order_key)[0]}); accepted as given",
-                stacklevel=2,
-            )
-        if stored:
-            listed = {i for ids in splits.values() for i in ids}
-            left = [i for i in labels if i not in listed]
-            if left:
-                warnings.warn(
-                    f"urfunny: {len(left)} segment(s) of {sample_path} are in no file of the stored "
-                    f"split {folder} (e.g. {left[0]}); left out{hint}",
-                    stacklevel=2,
-                )
-        return splits
+    def show_label(self, label: str) -> str:
+        return label

@@ -1,0 +1,220 @@
+"""Datasets described by one sample file: a line per clip with its id, label and text, the clip's
+WAV in one folder and its frames in another (the AMST repository prepares IEMOCAP and UR-FUNNY
+this way). The official split files use the sample file's line format, and a random split is
+stored in that format too, so a stored folder can be handed back as `split_dir`.
+
+An adapter sets the file and folder names, its classes and split files, and defines `parse`
+(one line → SampleLine, or the error in it), `draw_split` and `split_file_line`; it may add
+checks on labels (`keep`) and its own splits (`other_split`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from amst_bench.filedata import FileDataset, Record, seeded_split_name
+from amst_bench.preprocess import DecodeError
+from amst_bench.protocol import Protocol
+from amst_bench.results import atomic_write_text
+from amst_bench.splits import SPLITS, overlaps, read_lines
+
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+@dataclass(frozen=True)
+class SampleLine:
+    """One parsed line of a sample file (or of a split file in its format)."""
+
+    number: int
+    sample: str
+    label: str
+    text: str | None  # after '###', stripped; None when the line has none
+    raw: str  # the line, stripped
+
+
+def shown(line: str, limit: int = 100) -> str:
+    return repr(line if len(line) <= limit else line[:limit] + "…")
+
+
+class SampleFileDataset(FileDataset):
+    sample_file: ClassVar[str]
+    audio_dir: ClassVar[str] = "WAV"
+    frames_dir: ClassVar[str]
+    classes: ClassVar[tuple[str, ...]]
+    official_files: ClassVar[dict[str, str]]
+    noun: ClassVar[str] = "sample"  # "utterance", "segment": how messages name a sample
+
+    def __init__(self, source=None):
+        super().__init__(source)
+        self._fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+        self._lines: dict[str, SampleLine] = {}  # kept samples of the sample file, in file order
+        self._parsed: dict[str, SampleLine] = {}  # every well-formed line, kept or not
+
+    # ------------------------------------------------------------------ for adapters
+
+    def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
+        """A line of the sample file (`full`) or of a split file, or the error in it."""
+        raise NotImplementedError
+
+    def keep(self, line: SampleLine, where: str, problems: list[str]) -> bool:
+        """Whether a well-formed line is a sample of the dataset (a problem if it is wrong)."""
+        return True
+
+    def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def split_file_line(self, line: SampleLine) -> str:
+        return line.raw
+
+    def absent(self, sample: str, sample_path: Path) -> str:
+        """Why a split file's sample is not a sample of the dataset (follows '<noun> <id>')."""
+        return f" is not among the {self.noun}s of {sample_path}"
+
+    def other_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def order_key(self, sample: str):
+        return sample
+
+    def show_label(self, label: str) -> str:
+        """How messages print a label (codes like 'exc' quoted, names like FUNNY as they are)."""
+        return repr(label)
+
+    # ------------------------------------------------------------------ records
+
+    def find_records(self, root: Path, problems: list[str]) -> list[Record]:
+        self._lines, self._parsed = {}, {}
+        folders_missing = False
+        for folder in (root / self.audio_dir, root / self.frames_dir):
+            if not folder.is_dir():
+                problems.append(f"{folder}: missing folder ({self.layout_help})")
+                folders_missing = True
+        sample_path = root / self.sample_file
+        lines = read_lines(sample_path, problems)
+        if lines is None:
+            return []
+        for number, raw in lines:
+            line = self.parse(number, raw)
+            if isinstance(line, str):
+                problems.append(f"{sample_path}:{number}: malformed line, {line}: {shown(raw)}")
+                continue
+            if line.sample in self._parsed:
+                problems.append(
+                    f"{sample_path}:{number}: {self.noun} {line.sample} is listed again "
+                    f"(first at line {self._parsed[line.sample].number})"
+                )
+                continue
+            self._parsed[line.sample] = line
+            if self.keep(line, f"{sample_path}:{number}", problems):
+                self._lines[line.sample] = line
+        if folders_missing:
+            return []
+        return [
+            Record(
+                sample,
+                line.label,
+                {
+                    "audio": root / self.audio_dir / f"{sample}.wav",
+                    "text": sample_path,
+                    "visual": root / self.frames_dir / sample,
+                },
+            )
+            for sample, line in self._lines.items()
+        ]
+
+    def class_names(self, records: list[Record]) -> list[str]:
+        return list(self.classes)  # the official stat file's classes, present or not
+
+    def text_of(self, record: Record) -> str:
+        line = self._lines.get(record.id)
+        if line is None or not line.text:
+            raise DecodeError(f"{record.sources['text']}: no text for {self.noun} {record.id}")
+        return line.text
+
+    # ------------------------------------------------------------------ splits
+
+    def split_name(self) -> str:
+        if self.split_kind == "official":
+            return "official-amst"
+        return seeded_split_name(self.split_kind, self._fractions, self.split_seed)
+
+    def make_splits(
+        self, records: list[Record], protocol: Protocol, problems: list[str]
+    ) -> dict[str, list[str]]:
+        self._fractions = tuple(protocol.split)
+        labels = {r.id: r.label for r in records}
+        if self.split_kind == "official":
+            folder = self.split_dir(self.official_files, problems)
+            if folder is None:
+                return {s: [] for s in SPLITS}
+            return self.read_split_files(folder, labels, problems, stored=False)
+        if self.split_kind == "random":
+            return self.stored_random_split(labels, problems)
+        return self.other_split(labels, problems)
+
+    def stored_random_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+        """`draw_split`, drawn once and kept in the official file format under the cache folder."""
+        name = f"random-seed{self.split_seed}"
+        if self._fractions != DEFAULT_FRACTIONS:
+            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.split_seed}"
+        folder = self.source.cache_dir / self.name / "splits" / name
+        if all((folder / f).is_file() for f in self.official_files.values()):
+            return self.read_split_files(folder, labels, problems, stored=True)
+        splits = self.draw_split(labels)
+        if not problems:  # never store a split drawn from a dataset with problems
+            for split, filename in self.official_files.items():
+                text = "".join(f"{self.split_file_line(self._lines[s])}\n" for s in splits[split])
+                atomic_write_text(folder / filename, text)
+        return splits
+
+    def read_split_files(
+        self, folder: Path, labels: dict[str, str], problems: list[str], stored: bool
+    ) -> dict[str, list[str]]:
+        """Sample ids per split from files in the sample file's format, checked against it.
+        `stored`: the folder is a random split kept in the cache (say how to draw it anew)."""
+        hint = f" (delete {folder} to draw a new split)" if stored else ""
+        sample_path = self.root / self.sample_file
+        splits: dict[str, list[str]] = {}
+        for split, filename in self.official_files.items():
+            path = folder / filename
+            splits[split] = []
+            seen: set[str] = set()
+            for number, raw in read_lines(path, problems) or []:
+                line = self.parse(number, raw, full=False)
+                if isinstance(line, str):
+                    problems.append(f"{path}:{number}: malformed line, {line}: {shown(raw)}")
+                    continue
+                if line.sample not in labels:
+                    why = self.absent(line.sample, sample_path)
+                    problems.append(f"{path}:{number}: {self.noun} {line.sample}{why}{hint}")
+                    continue
+                if line.label != labels[line.sample]:
+                    problems.append(
+                        f"{path}:{number}: {self.noun} {line.sample} labelled {self.show_label(line.label)}, "
+                        f"{sample_path} says {self.show_label(labels[line.sample])}{hint}"
+                    )
+                    continue
+                if line.sample in seen:
+                    warnings.warn(f"{path}:{number}: {line.sample} is listed again; ignored", stacklevel=2)
+                    continue
+                seen.add(line.sample)
+                splits[split].append(line.sample)
+        for (a, b), both in overlaps(splits).items():
+            warnings.warn(
+                f"{self.name} {self.split_name()} split: {len(both)} {self.noun}(s) in both {a} and {b} "
+                f"(e.g. {sorted(both, key=self.order_key)[0]}); accepted as given",
+                stacklevel=2,
+            )
+        if stored:
+            listed = {i for ids in splits.values() for i in ids}
+            left = [i for i in labels if i not in listed]
+            if left:
+                warnings.warn(
+                    f"{self.name}: {len(left)} {self.noun}(s) of {sample_path} are in no file of the "
+                    f"stored split {folder} (e.g. {left[0]}); left out{hint}",
+                    stacklevel=2,
+                )
+        return splits
