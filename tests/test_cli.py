@@ -10,7 +10,7 @@ import pytest
 
 from amst_bench import registry
 from amst_bench.metrics import mean_se
-from tests.helpers import cli
+from tests.helpers import cli, smoke_run
 
 
 def unmarked(markdown: str) -> str:
@@ -85,26 +85,10 @@ def test_run_writes_results_and_a_leaderboard_built_from_them(tmp_path, capsys):
 
 
 def test_all_methods_skip_unsupported_with_a_message(tmp_path, capsys):
-    code = cli(
-        "run",
-        "--methods",
-        "all",
-        "--seeds",
-        "0",
-        "--profile",
-        "smoke",
-        "--set",
-        "epochs=1",
-        "--results-dir",
-        str(tmp_path / "r"),
-        "--leaderboard-dir",
-        str(tmp_path / "b"),
-    )
-    assert code == 0
+    runs = smoke_run(tmp_path, "all", "synthetic")
     err = capsys.readouterr().err
     assert "not run: text on synthetic" in err and "needs the text modality" in err
     expected = set(registry.methods.names()) - {"text"}
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
     assert sorted(r["method"] for r in runs) == sorted(expected)
 
 

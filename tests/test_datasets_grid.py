@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from amst_bench import registry
 from tests.fixtures import make_ave, make_cremad
-from tests.helpers import cli
+from tests.helpers import smoke_run
 
 
 # With two clips per class, PMR's 10% prototype batches miss some classes, and it says so.
@@ -16,29 +14,8 @@ from tests.helpers import cli
 def test_all_methods_on_cremad_and_ave_fixtures(tmp_path):
     make_cremad(tmp_path / "data" / "cremad", clips_per_class=2, frames=3)
     make_ave(tmp_path / "data" / "ave", videos_per_category=2, frames=3)
-    code = cli(
-        "run",
-        "--methods",
-        "all",
-        "--datasets",
-        "cremad,ave",
-        "--seeds",
-        "0",
-        "--profile",
-        "smoke",
-        "--set",
-        "epochs=1",
-        "--data-root",
-        str(tmp_path / "data"),
-        "--cache-dir",
-        str(tmp_path / "c"),
-        "--results-dir",
-        str(tmp_path / "r"),
-        "--leaderboard-dir",
-        str(tmp_path / "b"),
-    )
-    assert code == 0
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    runs = smoke_run(tmp_path, "all", "cremad,ave", "--data-root", str(tmp_path / "data"),
+                     "--cache-dir", str(tmp_path / "c"))
     audio_visual = set(registry.methods.names()) - {"text"}
     for dataset, split in (("cremad", "random-80/10/10"), ("ave", "official")):
         ran = {r["method"] for r in runs if r["dataset"] == dataset}
