@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from amst_bench import registry
-from amst_bench.dataspec import DataLocations, make_adapter, select_datasets
+from amst_bench.data.refs import DataLocations, make_adapter, select_datasets
 from amst_bench.errors import UserError
 from amst_bench.protocol import OVERRIDABLE, apply_overrides, get_profile
-from amst_bench.results import ResultStore
+from amst_bench.report.results import ResultStore
 from amst_bench.runner import GridRequest, execute, plan
 
 app = typer.Typer(
@@ -145,8 +145,8 @@ def _grid(
 
 
 def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: DataLocations):
-    from amst_bench.environment import resolve_device
-    from amst_bench.progress import RichReporter
+    from amst_bench.report.progress import RichReporter
+    from amst_bench.train.environment import resolve_device
 
     store = ResultStore(results_dir)
     store.ensure_writable()
@@ -168,7 +168,7 @@ def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: Dat
 
 
 def _leaderboard(store: ResultStore, board_dir: Path, show: bool = True) -> None:
-    from amst_bench.leaderboard import summary_for_terminal, write_leaderboards
+    from amst_bench.report.leaderboard import summary_for_terminal, write_leaderboards
 
     results = store.load_results()
     try:
@@ -320,7 +320,7 @@ def data_prepare(
 ) -> None:
     """Decode a dataset once into its tensor cache (training reads only the cache)."""
     adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
-    from amst_bench.progress import DecodeProgress
+    from amst_bench.report.progress import DecodeProgress
 
     with DecodeProgress(f"preparing {dataset}") as progress:
         path = adapter.prepare(protocol, progress)

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amst_bench import registry
-from amst_bench.data import DatasetBundle
-from amst_bench.dataspec import DataLocations, make_adapter, split_spec
+from amst_bench.data.refs import DataLocations, make_adapter, split_spec
+from amst_bench.data.tensors import DatasetBundle
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.options import build_config
-from amst_bench.progress import DecodeProgress
 from amst_bench.protocol import Protocol
-from amst_bench.results import ResultStore
-from amst_bench.runspec import RunSpec
-from amst_bench.trainer import EpochReporter, Trainer
+from amst_bench.report.progress import DecodeProgress
+from amst_bench.report.results import ResultStore
+from amst_bench.train.runspec import RunSpec
+from amst_bench.train.trainer import EpochReporter, Trainer
 
 _warmed_up: set[tuple[str, str]] = set()
 

@@ -54,11 +54,11 @@ import re
 import warnings
 from pathlib import Path
 
+from amst_bench.data.files import DataSource, FileDataset, Record
+from amst_bench.data.splits import SPLITS, is_number, overlaps, read_lines
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource, FileDataset, Record
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, is_number, overlaps, read_lines
 
 ANNOTATIONS = "Annotations.txt"
 OFFICIAL_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amst_bench.filedata import FileDataset, Record, seeded_split_name
-from amst_bench.protocol import Protocol
-from amst_bench.registry import register_dataset
-from amst_bench.splits import (
+from amst_bench.data.files import FileDataset, Record, seeded_split_name
+from amst_bench.data.splits import (
     read_split_file,
 )
+from amst_bench.protocol import Protocol
+from amst_bench.registry import register_dataset
 
 EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
 OFFICIAL_FILES = {"train": "80_train_cre.txt", "val": "10_val_cre.txt", "test": "10_test_cre.txt"}

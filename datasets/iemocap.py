@@ -29,7 +29,7 @@ of the 5 classes need files. From IEMOCAP_full_release and the sample file, e.g.
 (the cut is what extract_video_clips.py runs, `ffmpeg -ss START -to END -i <dialog>.avi
 <utterance>.mp4`; the WAV is mp4_to_wav.py's 16-bit PCM at the file's own rate; the AMST frame
 script, OpenCV, 2 frames in each second named by frame number, gives an equally usable folder).
-Audio and frames are decoded as for every dataset (amst_bench.preprocess): [1024, 128] fbank, and
+Audio and frames are decoded as for every dataset (amst_bench.data.preprocess): [1024, 128] fbank, and
 3 frames at index int(n / 3) * i of the sorted folder, as the official loader (`IEMOCAP3`,
 `TVADataset`, pick_num 3) takes them from its 2-per-second folder.
 
@@ -75,11 +75,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from amst_bench.data.files import DataSource
+from amst_bench.data.splits import SPLITS, is_number
+from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource
 from amst_bench.registry import register_dataset
-from amst_bench.samplefile import SampleFileDataset, SampleLine
-from amst_bench.splits import SPLITS, is_number
 
 SAMPLE_FILE = "iemocap_all_sample.txt"
 AUDIO_DIR = "WAV"

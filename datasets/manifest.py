@@ -4,7 +4,7 @@ PATH holds `manifest.csv` with columns `id`, `label`, one column per modality am
 (a WAV/FLAC file), `visual` (an image file, or a folder of frame images taken in name order),
 `text` (a .txt file), and optionally `split` (`train` / `val` / `test`; without it a seeded
 80/10/10 split). Paths are relative to PATH. Class names are the labels, sorted. Audio and visual
-are decoded exactly as for CREMA-D (see amst_bench.preprocess).
+are decoded exactly as for CREMA-D (see amst_bench.data.preprocess).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from amst_bench.filedata import FileDataset, Record
+from amst_bench.data.files import FileDataset, Record
+from amst_bench.data.splits import SPLITS, random_split
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, random_split
 
 KNOWN_MODALITIES = ("audio", "text", "visual")
 

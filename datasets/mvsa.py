@@ -69,12 +69,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from amst_bench.data.files import DataSource, FileDataset, Record
+from amst_bench.data.preprocess import DecodeError
+from amst_bench.data.splits import SPLITS, overlaps, random_split, read_split_folder, write_split_files
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource, FileDataset, Record
-from amst_bench.preprocess import DecodeError
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
-from amst_bench.splits import SPLITS, overlaps, random_split, read_split_folder, write_split_files
 
 LABEL_FILE = "labelResultAll.txt"
 DATA_DIR = "data"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from amst_bench.data import DatasetBundle, TensorSplit
+from amst_bench.data.tensors import DatasetBundle, TensorSplit
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 

@@ -31,7 +31,7 @@ Text. gen_urfunny_txt.py takes the `punchline_sentence` of language_sdk.pkl only
 text of a segment is the text after `###` in the sample file (stripped), as extract_text_tokens.py
 reads it; tokenised with the RoBERTa tokenizer of `--text-model`, padded or cut to 128 tokens (that
 script's max_length; `--set urfunny.text_max_length=N`). Audio and frames come from the whole video,
-decoded as for every dataset (amst_bench.preprocess): [1024, 128] fbank (the first 10.24 s), and 3
+decoded as for every dataset (amst_bench.data.preprocess): [1024, 128] fbank (the first 10.24 s), and 3
 frames at index int(n / 3) * i of the sorted folder, as the official loader (`TVADataset`, pick_num
 3, the same sampler as for CREMA-D) takes them; a clip with fewer than 3 frames gives its first
 frame 3 times, as there.
@@ -76,9 +76,9 @@ import random
 import re
 from collections.abc import Sequence
 
-from amst_bench.filedata import DataSource
+from amst_bench.data.files import DataSource
+from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
 from amst_bench.registry import register_dataset
-from amst_bench.samplefile import SampleFileDataset, SampleLine
 
 SAMPLE_FILE = "ur_funny_all_text_label.txt"
 AUDIO_DIR = "WAV"

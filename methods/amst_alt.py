@@ -16,9 +16,9 @@ Deviations / options:
 
 from __future__ import annotations
 
+from amst_bench.methods.amst_skip import SkippingMethod
 from amst_bench.registry import register_method
-from amst_bench.skip import SkippingMethod
-from amst_bench.updates import alternating_update
+from amst_bench.train.updates import alternating_update
 
 
 @register_method("amst-alt")

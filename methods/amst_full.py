@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from amst_bench.data import Batch
-from amst_bench.method import Prediction, StepOutput
-from amst_bench.models import build_head
+from amst_bench.data.tensors import Batch
+from amst_bench.methods.amst_skip import SkipOptions, SkippingMethod
 from amst_bench.registry import register_method
-from amst_bench.skip import SkipOptions, SkippingMethod
-from amst_bench.updates import alternating_update, joint_update, mean_loss
+from amst_bench.train.method import Prediction, StepOutput
+from amst_bench.train.models import build_head
+from amst_bench.train.updates import alternating_update, joint_update, mean_loss
 
 
 @dataclass(frozen=True)

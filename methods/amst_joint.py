@@ -14,9 +14,9 @@ Options: `skipped_forward` ('official' | 'none') and `skip_enabled` as in AMST-A
 
 from __future__ import annotations
 
+from amst_bench.methods.amst_skip import SkippingMethod
 from amst_bench.registry import register_method
-from amst_bench.skip import SkippingMethod
-from amst_bench.updates import joint_update
+from amst_bench.train.updates import joint_update
 
 
 @register_method("amst-joint")

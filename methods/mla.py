@@ -13,7 +13,7 @@ Mechanism (default = AMST `alter_train`, mla_new.py:233-258):
   - per batch, the encoders are forwarded once; then for each modality in sorted order: that
     modality's logits through the shared head alone, its own cross-entropy, zero_grad (to None:
     torch 2.1.2's default) / backward / step of the encoder and the head optimiser. This is
-    exactly `amst_bench.updates.alternating_update`, which is called as is: a modality's loss
+    exactly `amst_bench.train.updates.alternating_update`, which is called as is: a modality's loss
     reaches only its own encoder and the head; other encoders get no update at all.
   - prediction (`fusion`): 'even' (default) = mean of the per-modality logits, as the AMST paper
     (§4.2, per SPEC) evaluated MLA, the code's a50_v50 row and its msum output; 'entropy' = per
@@ -77,11 +77,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from amst_bench.data import Batch, num_batches
+from amst_bench.data.tensors import Batch, num_batches
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.method import EncodersAndHead, Prediction, StepOutput
 from amst_bench.registry import register_method
-from amst_bench.updates import alternating_update
+from amst_bench.train.method import EncodersAndHead, Prediction, StepOutput
+from amst_bench.train.updates import alternating_update
 
 FUSIONS = ("even", "entropy", "weighted")
 

@@ -59,11 +59,11 @@ from typing import Any
 
 import torch
 
-from amst_bench.data import Batch
+from amst_bench.data.tensors import Batch
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.method import EncodersAndHead, StepOutput
-from amst_bench.metrics import Evaluation
 from amst_bench.registry import register_method
+from amst_bench.report.metrics import Evaluation
+from amst_bench.train.method import EncodersAndHead, StepOutput
 
 PAPER_LR = {"audio": 1e-3, "visual": 1e-2, "text": 8e-5}
 

@@ -11,9 +11,9 @@ Deviations / notes:
 
 from __future__ import annotations
 
-from amst_bench.data import Batch
-from amst_bench.method import EncodersAndHead, StepOutput
+from amst_bench.data.tensors import Batch
 from amst_bench.registry import register_method
+from amst_bench.train.method import EncodersAndHead, StepOutput
 
 
 @register_method("naive")

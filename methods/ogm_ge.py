@@ -65,10 +65,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from amst_bench.data import Batch
+from amst_bench.data.tensors import Batch
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.method import EncodersAndHead, StepOutput
 from amst_bench.registry import register_method
+from amst_bench.train.method import EncodersAndHead, StepOutput
 
 PRESETS = ("amst", "original")
 FUSIONS = ("lsum", "concat")

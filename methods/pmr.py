@@ -77,10 +77,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from amst_bench.data import Batch, num_batches
+from amst_bench.data.tensors import Batch, num_batches
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.method import EncodersAndHead, StepOutput
 from amst_bench.registry import register_method
+from amst_bench.train.method import EncodersAndHead, StepOutput
 
 PRESETS: dict[str, dict[str, Any]] = {
     "amst": {

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from amst_bench.data import Batch
+from amst_bench.data.tensors import Batch
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.method import Method, Prediction, StepOutput
 from amst_bench.registry import register_method
+from amst_bench.train.method import Method, Prediction, StepOutput
 
 
 class Unimodal(Method):

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from amst_bench import registry
-from amst_bench.data import Batch, iterate_batches
-from amst_bench.method import MethodContext
+from amst_bench.data.tensors import Batch, iterate_batches
 from amst_bench.options import build_config
 from amst_bench.protocol import get_profile
-from amst_bench.trainer import encoder_factory
+from amst_bench.train.method import MethodContext
+from amst_bench.train.trainer import encoder_factory
 
 
 def small_protocol(**changes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amst_bench.method import Method
+from amst_bench.train.method import Method
 from tests.helpers import first_batch, make_method
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import amst_bench.datasets.ave  # noqa: F401  (registers `ave` in-process until its entry point exists)
-from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.data.files import DataProblems
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.splits import SPLITS
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataProblems
 from amst_bench.protocol import get_profile
-from amst_bench.splits import SPLITS
 from tests.fixtures import (
     AVE_CATEGORIES,
     AVE_HEADER,

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from amst_bench import registry
-from amst_bench.metrics import mean_se
+from amst_bench.report.metrics import mean_se
 from tests.helpers import cli, smoke_run
 
 

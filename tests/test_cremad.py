@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.splits import SPLITS
 from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
-from amst_bench.splits import SPLITS
 from tests.fixtures import make_cremad, write_frames
 from tests.helpers import cli, smoke_run
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import amst_bench.datasets.iemocap  # noqa: F401  (registers `iemocap` in-process until its entry point exists)
-from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.data.files import DataProblems
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.splits import SPLITS
+from amst_bench.data.text import load_tokenizer, tokenize
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataProblems
 from amst_bench.protocol import get_profile
-from amst_bench.splits import SPLITS
-from amst_bench.text import load_tokenizer, tokenize
 from tests.fixtures import write_frames, write_wav
 from tests.helpers import cli, smoke_run
 from tests.text_fixtures import WORDS, make_text_model

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-from amst_bench import reference
-from amst_bench.leaderboard import build_leaderboards, summary_for_terminal, write_leaderboards
+from amst_bench.report import reference
+from amst_bench.report.leaderboard import build_leaderboards, summary_for_terminal, write_leaderboards
 
 PAPER_HEADING = "## Paper reference"
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.data.refs import DataLocations, make_adapter
 from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
 from tests.fixtures import write_frames, write_jpeg, write_wav

@@ -9,11 +9,11 @@ import torch
 import amst_bench.methods.mslr  # noqa: F401
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.metrics import Evaluation
 from amst_bench.options import build_config
-from amst_bench.results import ResultStore
-from amst_bench.runspec import RunSpec
-from amst_bench.trainer import Trainer
+from amst_bench.report.metrics import Evaluation
+from amst_bench.report.results import ResultStore
+from amst_bench.train.runspec import RunSpec
+from amst_bench.train.trainer import Trainer
 from tests.helpers import first_batch, load_bundle, make_method, small_protocol
 
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import amst_bench.datasets.mvsa  # noqa: F401  (registers `mvsa` in-process until its entry point exists)
+from amst_bench.data.files import DataProblems
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.splits import SPLITS
 from amst_bench.datasets.mvsa import merge_labels
-from amst_bench.dataspec import DataLocations, make_adapter
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataProblems
 from amst_bench.protocol import get_profile
-from amst_bench.splits import SPLITS
 from tests.fixtures import write_jpeg
 from tests.helpers import cli, smoke_run
 from tests.text_fixtures import make_text_model

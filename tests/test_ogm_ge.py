@@ -10,7 +10,6 @@ import torch
 
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.method import MethodContext
 from amst_bench.methods.ogm_ge import (  # importing registers "ogm-ge"
     modality_scores,
     modulate_gradients,
@@ -18,9 +17,10 @@ from amst_bench.methods.ogm_ge import (  # importing registers "ogm-ge"
     resolve_alpha,
 )
 from amst_bench.options import build_config
-from amst_bench.results import ResultStore
-from amst_bench.runspec import RunSpec
-from amst_bench.trainer import Trainer, encoder_factory
+from amst_bench.report.results import ResultStore
+from amst_bench.train.method import MethodContext
+from amst_bench.train.runspec import RunSpec
+from amst_bench.train.trainer import Trainer, encoder_factory
 from tests.helpers import first_batch, load_bundle, make_method, small_protocol
 
 # ---------------------------------------------------------------------- the formula on a hand-built batch

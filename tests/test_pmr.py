@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from amst_bench import registry
-from amst_bench.data import iterate_batches, num_batches
+from amst_bench.data.tensors import iterate_batches, num_batches
 from amst_bench.errors import UnsupportedDataset, UserError
-from amst_bench.method import MethodContext
 from amst_bench.methods.pmr import prototype_batch_count, prototype_logits
 from amst_bench.options import build_config
-from amst_bench.results import ResultStore
-from amst_bench.runspec import RunSpec
-from amst_bench.trainer import SilentReporter, Trainer, encoder_factory
+from amst_bench.report.results import ResultStore
+from amst_bench.train.method import MethodContext
+from amst_bench.train.runspec import RunSpec
+from amst_bench.train.trainer import SilentReporter, Trainer, encoder_factory
 from tests.helpers import first_batch, load_bundle, make_method, small_protocol, snapshot
 
 

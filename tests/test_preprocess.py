@@ -6,8 +6,8 @@ import soundfile
 import torch
 from torchaudio.compliance import kaldi
 
-from amst_bench.augment import prepare_inputs, random_resized_boxes
-from amst_bench.preprocess import AudioSettings, audio_features, frame_indices, visual_frames
+from amst_bench.data.augment import prepare_inputs, random_resized_boxes
+from amst_bench.data.preprocess import AudioSettings, audio_features, frame_indices, visual_frames
 from tests.fixtures import write_frames, write_wav
 
 

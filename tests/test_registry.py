@@ -28,7 +28,7 @@ def test_outside_package_registers_a_method_through_the_entry_point_group(tmp_pa
     """An installed distribution (a dist-info folder on sys.path) adds a method without any
     change to this repository."""
     (tmp_path / "outside_plugin.py").write_text(textwrap.dedent('''
-        from amst_bench.method import Method
+        from amst_bench.train.method import Method
 
         class Outside(Method):
             description = "a method from another package"

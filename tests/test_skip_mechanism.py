@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amst_bench.skip import resolve_skip, trained_modalities
+from amst_bench.methods.amst_skip import resolve_skip, trained_modalities
 from tests.helpers import changed, first_batch, make_method, snapshot
 
 
@@ -96,7 +96,7 @@ def test_concat_sub_head_is_blocks_plus_bias_over_n():
 
 def test_alternating_step_gives_no_cross_modal_gradient(monkeypatch):
     """Each modality's loss reaches only its own encoder: one optimiser step per modality."""
-    from amst_bench.method import Method
+    from amst_bench.train.method import Method
 
     method, bundle = make_method("amst-alt")
     seen = []

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from amst_bench.dataspec import DataLocations, make_adapter
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.text import RobertaTextEncoder, load_tokenizer, tokenize
 from amst_bench.errors import UserError
 from amst_bench.protocol import get_profile
-from amst_bench.text import RobertaTextEncoder, load_tokenizer, tokenize
 from tests.fixtures import write_jpeg, write_wav
 from tests.helpers import cli, smoke_run
 from tests.text_fixtures import WORDS, make_text_model

@@ -9,9 +9,9 @@ import pytest
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import build_config
-from amst_bench.results import ResultStore
-from amst_bench.runspec import RunSpec
-from amst_bench.trainer import SilentReporter, Trainer
+from amst_bench.report.results import ResultStore
+from amst_bench.train.runspec import RunSpec
+from amst_bench.train.trainer import SilentReporter, Trainer
 from tests.helpers import load_bundle, small_protocol
 
 
@@ -101,7 +101,7 @@ def test_balance_metrics_per_class_entropy_and_gap(tmp_path):
 def test_class_means_and_entropy_by_hand():
     import torch
 
-    from amst_bench.metrics import class_means, prediction_entropy
+    from amst_bench.report.metrics import class_means, prediction_entropy
 
     assert class_means(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2]), 3) == [2.0, None, 5.0]
     uniform = prediction_entropy(torch.zeros(1, 4))

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import amst_bench.datasets.urfunny  # noqa: F401  (registers `urfunny` in-process)
+from amst_bench.data.files import DataSource
+from amst_bench.data.refs import DataLocations, make_adapter
+from amst_bench.data.splits import SPLITS
+from amst_bench.data.text import load_tokenizer, tokenize
 from amst_bench.datasets.urfunny import OFFICIAL_FILES, URFunny, amst_split
-from amst_bench.dataspec import DataLocations, make_adapter
 from amst_bench.errors import UserError
-from amst_bench.filedata import DataSource
 from amst_bench.protocol import get_profile
-from amst_bench.splits import SPLITS
-from amst_bench.text import load_tokenizer, tokenize
 from tests.fixtures import write_frames, write_wav
 from tests.helpers import cli, smoke_run
 from tests.text_fixtures import make_text_model

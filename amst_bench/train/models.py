@@ -149,7 +149,7 @@ def build_encoder(
         elif modality == "visual":
             enc = ResNet18VisualEncoder(embedding_dim)
         elif modality == "text":
-            from amst_bench.text import RobertaTextEncoder
+            from amst_bench.data.text import RobertaTextEncoder
 
             return RobertaTextEncoder(text_model, text_trainable_layers)  # keeps its own initialisation
         else:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amst_bench.method import Method
 from amst_bench.options import non_default_options
 from amst_bench.protocol import Protocol, stable_hash
+from amst_bench.train.method import Method
 
 
 def variant_label(method_name: str, config: Any) -> str:

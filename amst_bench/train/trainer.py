@@ -1,6 +1,6 @@
 """The one training loop: epochs, batches, probes, validation-based selection, timings, resume.
 
-Methods override hooks (see amst_bench.method); the loop itself is the same for every method, so
+Methods override hooks (see amst_bench.train.method); the loop itself is the same for every method, so
 timings and selection are comparable. Seconds per epoch are measured with the device synchronised
 and stored twice per epoch: training only, and the whole epoch with validation (+ test when it
 runs), which is what the paper's Table 3 reports.
@@ -18,8 +18,11 @@ from typing import Protocol as TypingProtocol
 import torch
 import torch.nn.functional as F
 
-from amst_bench.data import DatasetBundle, TensorSplit, iterate_batches, num_batches
-from amst_bench.environment import (
+from amst_bench.data.tensors import DatasetBundle, TensorSplit, iterate_batches, num_batches
+from amst_bench.protocol import Protocol
+from amst_bench.report.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
+from amst_bench.report.results import SCHEMA_VERSION, ResultStore
+from amst_bench.train.environment import (
     determinism_record,
     device_record,
     resolve_device,
@@ -27,12 +30,9 @@ from amst_bench.environment import (
     synchronize,
     versions,
 )
-from amst_bench.method import Method, MethodContext
-from amst_bench.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
-from amst_bench.models import Probes, build_encoder
-from amst_bench.protocol import Protocol
-from amst_bench.results import SCHEMA_VERSION, ResultStore
-from amst_bench.runspec import RunSpec, protocol_label
+from amst_bench.train.method import Method, MethodContext
+from amst_bench.train.models import Probes, build_encoder
+from amst_bench.train.runspec import RunSpec, protocol_label
 
 
 class EpochReporter(TypingProtocol):
@@ -121,7 +121,7 @@ def effective_protocol(protocol: Protocol, bundle: DatasetBundle) -> Protocol:
     """With the paper's encoders on a text dataset every embedding has RoBERTa's width (768), as
     in the official code, where ResNet outputs are projected to it."""
     if "text" in bundle.modalities and protocol.encoder == "resnet18":
-        from amst_bench.text import text_hidden_size
+        from amst_bench.data.text import text_hidden_size
 
         return dataclasses.replace(protocol, embedding_dim=text_hidden_size(protocol.text_model))
     return protocol

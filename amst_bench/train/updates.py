@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amst_bench.method import Method
+from amst_bench.train.method import Method
 
 
 def alternating_update(

@@ -11,8 +11,8 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from amst_bench.atomic import atomic_write_text
 from amst_bench.errors import UserError
-from amst_bench.results import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 

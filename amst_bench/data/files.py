@@ -22,13 +22,16 @@ from typing import Any
 
 import torch
 
-from amst_bench.augment import prepare_inputs
-from amst_bench.data import DatasetBundle, TensorSplit
-from amst_bench.errors import UserError
-from amst_bench.preprocess import AudioSettings, DecodeError, VisualSettings, audio_features, visual_frames
-from amst_bench.protocol import Protocol
-from amst_bench.results import atomic_torch_save
-from amst_bench.splits import (
+from amst_bench.atomic import atomic_torch_save
+from amst_bench.data.augment import prepare_inputs
+from amst_bench.data.preprocess import (
+    AudioSettings,
+    DecodeError,
+    VisualSettings,
+    audio_features,
+    visual_frames,
+)
+from amst_bench.data.splits import (
     SPLITS,
     group_split,
     overlaps,
@@ -36,6 +39,9 @@ from amst_bench.splits import (
     read_split_folder,
     write_split_files,
 )
+from amst_bench.data.tensors import DatasetBundle, TensorSplit
+from amst_bench.errors import UserError
+from amst_bench.protocol import Protocol
 
 
 def seeded_split_name(kind: str, fractions, seed: int) -> str:
@@ -284,7 +290,7 @@ class FileDataset:
 
     def _setup_text(self, protocol: Protocol) -> None:
         """The tokenizer of --text-model, and the length texts are padded / cut to."""
-        from amst_bench.text import load_tokenizer, tokenizer_signature
+        from amst_bench.data.text import load_tokenizer, tokenizer_signature
 
         self.text_max_length = int(self.source.options.get("text_max_length", self.text_max_length))
         self.tokenizer = load_tokenizer(protocol.text_model)
@@ -307,7 +313,7 @@ class FileDataset:
         if modality == "visual":
             return visual_frames(path, self.visual)
         if modality == "text":
-            from amst_bench.text import tokenize
+            from amst_bench.data.text import tokenize
 
             return tokenize(self.tokenizer, self.text_of(record), self.text_max_length)
         raise DecodeError(f"{path}: no decoder for modality {modality!r}")

@@ -23,10 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amst_bench.data import Batch, DatasetBundle, TensorSplit, iterate_batches
-from amst_bench.metrics import Evaluation
-from amst_bench.models import build_head
+from amst_bench.data.tensors import Batch, DatasetBundle, TensorSplit, iterate_batches
 from amst_bench.protocol import Protocol
+from amst_bench.report.metrics import Evaluation
+from amst_bench.train.models import build_head
 
 
 @dataclass
@@ -231,7 +231,7 @@ class Method:
 
 class EncodersAndHead(Method):
     """The common shape: one encoder per modality and one fusion head (`head_kind`, see
-    amst_bench.models); prediction is the head on every modality."""
+    amst_bench.train.models); prediction is the head on every modality."""
 
     head_kind: ClassVar[str] = "lsum"
 

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import torch
 
-from amst_bench.data import Batch
+from amst_bench.data.tensors import Batch
 from amst_bench.errors import UserError
-from amst_bench.method import EncodersAndHead, StepOutput
-from amst_bench.updates import mean_loss
+from amst_bench.train.method import EncodersAndHead, StepOutput
+from amst_bench.train.updates import mean_loss
 
 SKIPPED_FORWARD = ("official", "none")
 
@@ -74,7 +74,7 @@ class SkipOptions:
 class SkippingMethod(EncodersAndHead):
     """A method whose modalities follow AMST's skip rule. With one module (encoders + head), a
     training step encodes (skipped encoders per `skipped_forward`) and applies `update` (one of
-    amst_bench.updates) to the trained modalities."""
+    amst_bench.train.updates) to the trained modalities."""
 
     Config = SkipOptions
     update: ClassVar[Callable[..., list[torch.Tensor]]]

@@ -1,7 +1,7 @@
 """Leaderboards: stored run results -> Markdown tables (accuracy, timing, ablation), via pandas.
 
 Runs are compared only within one protocol label, aggregated over seeds as mean ± SE. The paper's
-numbers (``amst_bench.reference``) appear once per file in their own labelled section, never inside a
+numbers (``amst_bench.report.reference``) appear once per file in their own labelled section, never inside a
 measured table. Output has no timestamps, so regenerating from the same results gives the same bytes.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from amst_bench import reference
-from amst_bench.metrics import mean_se
-from amst_bench.results import atomic_write_text
+from amst_bench.atomic import atomic_write_text
+from amst_bench.report import reference
+from amst_bench.report.metrics import mean_se
 
 METHOD_ORDER = tuple("audio visual text naive ogm-ge pmr mslr mla amst-alt amst-joint amst-full".split())
 DASH = "–"

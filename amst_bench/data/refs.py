@@ -61,7 +61,7 @@ def select_datasets(text: str) -> list[str]:
 
 def make_adapter(spec: str, locations: DataLocations):
     """The adapter instance for a dataset spec, pointed at its folder and cache."""
-    from amst_bench.filedata import DataSource
+    from amst_bench.data.files import DataSource
 
     name, path = split_spec(spec)
     cls = registry.datasets.get(name)

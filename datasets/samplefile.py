@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from amst_bench.filedata import FileDataset, Record, seeded_split_name
-from amst_bench.preprocess import DecodeError
+from amst_bench.atomic import atomic_write_text
+from amst_bench.data.files import FileDataset, Record, seeded_split_name
+from amst_bench.data.preprocess import DecodeError
+from amst_bench.data.splits import SPLITS, overlaps, read_lines
 from amst_bench.protocol import Protocol
-from amst_bench.results import atomic_write_text
-from amst_bench.splits import SPLITS, overlaps, read_lines
 
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 
