@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ import typer
 from amst_bench import registry
 from amst_bench.data.refs import DataLocations, make_adapter, select_datasets
 from amst_bench.errors import UserError
-from amst_bench.protocol import OVERRIDABLE, apply_overrides, get_profile
+from amst_bench.options import option_names
+from amst_bench.protocol import Protocol, apply_overrides, get_profile
 from amst_bench.report.results import ResultStore
 from amst_bench.runner import GridRequest, execute, plan
 
@@ -73,6 +75,9 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+PROTOCOL_FIELDS = {f.name for f in dataclasses.fields(Protocol)}
+
+
 @dataclass
 class Overrides:
     protocol: dict[str, str] = field(default_factory=dict)
@@ -91,17 +96,17 @@ def split_overrides(items: list[str] | None, text_model: Path | None = None) -> 
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
             raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        if key in OVERRIDABLE:
+        owner, dot, option = key.partition(".")
+        if owner in PROTOCOL_FIELDS:
             out.protocol[key] = value
             continue
-        owner, dot, option = key.partition(".")
         if dot and option and owner in registry.methods.names():
             out.methods.setdefault(owner, {})[option] = value
         elif dot and option and owner in registry.datasets.names():
             out.datasets.setdefault(owner, {})[option] = value
         else:
             raise UserError(
-                f"--set {key}: not a protocol field ({', '.join(sorted(OVERRIDABLE))}), "
+                f"--set {key}: not a protocol field ({', '.join(option_names(Protocol))}), "
                 "METHOD.OPTION nor DATASET.OPTION"
             )
     return out
