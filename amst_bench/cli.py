@@ -286,7 +286,7 @@ def _adapter(dataset: str, profile: str, sets: list[str] | None, data_root, cach
         raise UserError(f"DATASET: expected one dataset, got {dataset!r}") from None
     adapter = make_adapter(spec, locations)
     if not hasattr(adapter, "check"):
-        raise UserError(f"dataset {spec!r} is generated in memory: nothing to check or prepare")
+        raise UserError(f"dataset '{spec}' is generated in memory: nothing to check or prepare")
     return adapter, protocol
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amst_bench import registry
-from amst_bench.data.refs import DataLocations, make_adapter, split_spec
+from amst_bench.data.refs import DataLocations, DatasetRef, dataset_root, make_adapter
 from amst_bench.data.tensors import DatasetBundle
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.options import build_config
@@ -41,7 +41,7 @@ def warm_up(spec: RunSpec, bundle: DatasetBundle) -> None:
 @dataclass
 class GridRequest:
     methods: list[str]
-    datasets: list[str]
+    datasets: list[DatasetRef]
     seeds: list[int]
     protocol: Protocol
     protocol_overrides: dict[str, str] = field(default_factory=dict)
@@ -66,10 +66,9 @@ def plan(request: GridRequest) -> list[RunSpec]:
         config = build_config(method_cls, options)
         for dataset in request.datasets:
             for seed in request.seeds:
-                name, _ = split_spec(dataset)
-                dataset_options = dict(request.locations.options.get(name, {}))
-                specs.append(RunSpec(method_cls, config, dataset, seed, request.protocol,
-                                     dict(request.protocol_overrides), dataset_options))
+                dataset_options = dict(request.locations.options.get(dataset.name, {}))
+                specs.append(RunSpec(method_cls, config, dataset.name, seed, request.protocol,
+                                     dict(request.protocol_overrides), dataset_options, dataset.path))
     return specs
 
 
@@ -79,19 +78,21 @@ class DatasetCache:
     def __init__(self, protocol: Protocol, locations: DataLocations):
         self.protocol = protocol
         self.locations = locations
-        self._bundles: dict[str, DatasetBundle] = {}
+        self._bundles: dict[DatasetRef, DatasetBundle] = {}
 
-    def get(self, spec: str) -> DatasetBundle:
-        if spec not in self._bundles:
-            adapter = make_adapter(spec, self.locations)
+    def get(self, ref: DatasetRef) -> DatasetBundle:
+        if ref not in self._bundles:
+            adapter = make_adapter(ref, self.locations)
             if hasattr(adapter, "prepare"):  # files on disk: decoded into the cache the first time
-                with DecodeProgress(f"preparing {spec}") as progress:
+                with DecodeProgress(f"preparing {ref}") as progress:
                     bundle = adapter.load(self.protocol, progress)
             else:
                 bundle = adapter.load(self.protocol)
-            bundle.name = spec
-            self._bundles[spec] = bundle
-        return self._bundles[spec]
+            bundle.name = ref.name  # methods see the registered name, never the path
+            root = dataset_root(ref, self.locations)
+            bundle.source = str(root.resolve()) if root is not None else None
+            self._bundles[ref] = bundle
+        return self._bundles[ref]
 
 
 @dataclass
@@ -125,7 +126,7 @@ def execute(
         if force:
             store.drop_checkpoint(spec.run_id)
         cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol, locations))
-        bundle = cache.get(spec.dataset)
+        bundle = cache.get(spec.dataset_ref)
         try:
             warm_up(spec, bundle)
             trainer = Trainer(spec, bundle, store, reporter, checkpoint_every)

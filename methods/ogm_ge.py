@@ -79,7 +79,7 @@ def resolve_alpha(preset: str, dataset: str, alpha: float | None) -> float:
     """An explicit alpha wins; else `amst` 0.1 everywhere, `original` 0.8 on CREMA-D, 0.1 elsewhere."""
     if alpha is not None:
         return float(alpha)
-    if preset == "original" and dataset.startswith("cremad"):
+    if preset == "original" and dataset == "cremad":
         return 0.8
     return 0.1
 

@@ -37,35 +37,67 @@ class DataLocations:
         )
 
 
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset as named on the command line. Only `name` (the registered name) is its identity:
+    run ids, method presets and leaderboard columns see the name; `path` is where the files are,
+    recorded as provenance, so moving a dataset folder never makes a run look new."""
+
+    name: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetRef:
+        name, sep, path = text.partition(":")
+        return cls(name.strip(), Path(path.strip()).expanduser() if sep and path.strip() else None)
+
+    def __str__(self) -> str:
+        return self.name if self.path is None else f"{self.name}:{self.path}"
+
+
 def split_spec(spec: str) -> tuple[str, Path | None]:
-    name, sep, path = spec.partition(":")
-    return name.strip(), (Path(path).expanduser() if sep and path else None)
+    ref = DatasetRef.parse(spec)
+    return ref.name, ref.path
 
 
-def select_datasets(text: str) -> list[str]:
-    """Dataset specs from a comma list (names may carry ':PATH'); names are checked, 'all' and
-    wildcards expand to registered names without paths."""
-    specs: list[str] = []
+def select_datasets(text: str) -> list[DatasetRef]:
+    """Dataset references from a comma list (names may carry ':PATH'); names are checked, 'all'
+    and wildcards expand to registered names without paths. A name given twice is an error."""
+    refs: list[DatasetRef] = []
     for part in [p.strip() for p in text.split(",") if p.strip()]:
-        name, path = split_spec(part)
-        if path is None:
-            specs.extend(s for s in registry.datasets.select(name) if s not in specs)
+        ref = DatasetRef.parse(part)
+        if ref.path is None:
+            new = [DatasetRef(n) for n in registry.datasets.select(ref.name)]
         else:
-            registry.datasets.get(name)
-            if part not in specs:
-                specs.append(part)
-    if not specs:
+            registry.datasets.get(ref.name)
+            new = [ref]
+        for item in new:
+            clash = next((r for r in refs if r.name == item.name), None)
+            if clash is not None and clash != item:
+                raise UserError(f"dataset {item.name!r} named twice with different folders ({clash}, {item})")
+            if clash is None:
+                refs.append(item)
+    if not refs:
         raise UserError("no dataset given")
-    return specs
+    return refs
 
 
-def make_adapter(spec: str, locations: DataLocations):
-    """The adapter instance for a dataset spec, pointed at its folder and cache."""
+def dataset_root(ref: DatasetRef, locations: DataLocations) -> Path | None:
+    """The folder an adapter reads: the reference's own path, else `<data root>/<name>`."""
+    return ref.path or (locations.data_root / ref.name if locations.data_root else None)
+
+
+def make_adapter(ref: DatasetRef | str, locations: DataLocations):
+    """The adapter instance for a dataset reference, pointed at its folder and cache."""
     from amst_bench.data.files import DataSource
 
-    name, path = split_spec(spec)
-    cls = registry.datasets.get(name)
-    root = path or (locations.data_root / name if locations.data_root else None)
+    if isinstance(ref, str):
+        ref = DatasetRef.parse(ref)
+    cls = registry.datasets.get(ref.name)
     return cls(
-        DataSource(root=root, cache_dir=locations.cache_dir, options=dict(locations.options.get(name, {})))
+        DataSource(
+            root=dataset_root(ref, locations),
+            cache_dir=locations.cache_dir,
+            options=dict(locations.options.get(ref.name, {})),
+        )
     )

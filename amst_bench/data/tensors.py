@@ -46,6 +46,8 @@ class DatasetBundle:
     info: dict[str, Any] = field(default_factory=dict)
     # Stored tensors → encoder inputs on the device (`train` adds augmentation); None: as stored.
     prepare: Callable[[dict[str, torch.Tensor], bool], dict[str, torch.Tensor]] | None = None
+    # The folder the files were read from: provenance recorded with each result, not identity.
+    source: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class DatasetBundle:
             "split": self.split_name,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
+            "source": self.source,
             **self.info,
         }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from amst_bench.options import non_default_options
+from amst_bench.data.refs import DatasetRef
 from amst_bench.protocol import Protocol, stable_hash
 from amst_bench.train.method import Method
 
@@ -41,15 +42,21 @@ def protocol_label(protocol: Protocol, overrides: dict[str, str]) -> str:
 class RunSpec:
     method_cls: type[Method]
     method_config: Any
-    dataset: str
+    dataset: str  # the registered name: all a run's identity knows of its data
     seed: int
     protocol: Protocol
     overrides: dict[str, str] = field(default_factory=dict)
     dataset_options: dict[str, str] = field(default_factory=dict)
+    # Where the dataset's files are (from `NAME:PATH`): provenance only, never part of the identity.
+    dataset_path: Path | None = None
 
     @property
     def method(self) -> str:
         return self.method_cls.name
+
+    @property
+    def dataset_ref(self) -> DatasetRef:
+        return DatasetRef(self.dataset, self.dataset_path)
 
     @property
     def variant(self) -> str:
