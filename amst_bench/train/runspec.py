@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amst_bench.options import non_default_options
 from amst_bench.data.refs import DatasetRef
+from amst_bench.options import non_default_options
 from amst_bench.protocol import Protocol, stable_hash
 from amst_bench.train.method import Method
 
