@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,9 +16,10 @@ from amst_bench import registry
 from amst_bench.data.refs import DataLocations, make_adapter, select_datasets
 from amst_bench.errors import UserError
 from amst_bench.options import option_names
-from amst_bench.protocol import Protocol, apply_overrides, get_profile
-from amst_bench.report.results import ResultStore
-from amst_bench.runner import GridRequest, execute, plan
+from amst_bench.protocol import PROFILES, Protocol, apply_overrides, get_profile
+
+# Only typer and small modules are imported here, so `list`, `status` and `--help` start in well
+# under a second; commands that train import torch (through the runner) when they run.
 
 app = typer.Typer(
     add_completion=False,
@@ -40,7 +43,11 @@ DatasetsOpt = Annotated[str, typer.Option("--datasets", "-d", help="comma list o
 SeedsOpt = Annotated[
     str | None, typer.Option("--seeds", help="comma list of integers (default: the profile's)")
 ]
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="paper | smoke")]
+PROFILE_HELP = "; ".join(
+    f"{name}: {p.epochs} epochs, {p.encoder} encoders{', CPU' if p.device == 'cpu' else ''}"
+    for name, p in PROFILES.items()
+)
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help=f"{' | '.join(PROFILES)} ({PROFILE_HELP})")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -61,6 +68,79 @@ TextModelOpt = Annotated[
     typer.Option("--text-model", help="local RoBERTa folder (tokenizer, config.json, optional weights)"),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo (re-measure) runs already stored")]
+
+
+@dataclass
+class DataOptions:
+    """Where data, caches and the text model are, and what is overridden: every command that
+    reads a dataset takes these."""
+
+    profile: ProfileOpt = "paper"
+    sets: SetOpt = None
+    data_root: DataRootOpt = None
+    cache_dir: CacheOpt = None
+    text_model: TextModelOpt = None
+
+
+@dataclass
+class GridOptions(DataOptions):
+    """What every command that trains a grid takes: the data options and the grid's own."""
+
+    datasets: DatasetsOpt = "synthetic"
+    seeds: SeedsOpt = None
+    results_dir: ResultsOpt = Path("results")
+    leaderboard_dir: BoardOpt = Path("leaderboards")
+    force: ForceOpt = False
+
+    ORDER = ("datasets", "seeds", "profile", "sets", "results_dir", "leaderboard_dir", "data_root",
+             "cache_dir", "text_model", "force")
+
+
+FLAGS_LAST = {"leaderboard", "allow_cpu"}  # command-specific switches shown after the shared options
+
+
+def with_options(group: type):
+    """Give a command the parameters of an options dataclass (declared once, shared by every
+    command that takes them); the command receives them as one `opts` argument."""
+
+    def decorate(func):
+        own = [p for p in inspect.signature(func).parameters.values() if p.name != "opts"]
+        hints = typing_hints(func)
+        fields = {f.name: f for f in dataclasses.fields(group)}
+        order = getattr(group, "ORDER", tuple(fields))
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=fields[name].default,
+                              annotation=hints_of(group)[name])
+            for name in order
+        ]
+        own = [p for p in own if p.name not in fields]
+
+        @functools.wraps(func)
+        def command(**kwargs: Any):
+            values = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(group) if f.name in kwargs}
+            return func(opts=group(**values), **kwargs)
+
+        own = [p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in own]
+        flags = [p for p in own if p.name in FLAGS_LAST]
+        params = [p for p in own if p.name not in FLAGS_LAST] + shared + flags
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__
+        return command
+
+    return decorate
+
+
+def typing_hints(obj: Any) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(obj, include_extras=True)
+
+
+@functools.cache
+def hints_of(group: type) -> dict[str, Any]:
+    return typing_hints(group)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -119,41 +199,36 @@ def _select(reg: registry.Registry, spec: str, flag: str) -> list[str]:
         raise UserError(f"{flag}: {exc}") from None
 
 
-def _grid(
-    methods: str,
-    datasets: str,
-    seeds: str | None,
-    profile: str,
-    sets: list[str] | None,
-    data_root: Path | None,
-    cache_dir: Path | None,
-    text_model: Path | None = None,
-    variants=None,
-) -> tuple[list, DataLocations]:
-    overrides = split_overrides(sets, text_model)
-    protocol = apply_overrides(get_profile(profile), overrides.protocol)
+def _grid(opts: GridOptions, methods: str, variants=None):
+    """The planned runs of a grid command, and where its data is."""
+    from amst_bench.runner import GridRequest, plan
+
+    overrides = split_overrides(opts.sets, opts.text_model)
+    protocol = apply_overrides(get_profile(opts.profile), overrides.protocol)
     try:
-        dataset_specs = select_datasets(datasets)
+        dataset_refs = select_datasets(opts.datasets)
     except UserError as exc:
         raise UserError(f"--datasets: {exc}") from None
     request = GridRequest(
         methods=_select(registry.methods, methods, "--methods") if variants is None else [],
-        datasets=dataset_specs,
-        seeds=parse_seeds(seeds) if seeds is not None else list(protocol.seeds),
+        datasets=dataset_refs,
+        seeds=parse_seeds(opts.seeds) if opts.seeds is not None else list(protocol.seeds),
         protocol=protocol,
         protocol_overrides=overrides.protocol,
         method_overrides=overrides.methods,
         variants=variants,
-        locations=DataLocations.from_environment(data_root, cache_dir, overrides.datasets),
+        locations=DataLocations.from_environment(opts.data_root, opts.cache_dir, overrides.datasets),
     )
     return plan(request), request.locations
 
 
-def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: DataLocations):
+def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
     from amst_bench.report.progress import RichReporter
+    from amst_bench.report.results import ResultStore
+    from amst_bench.runner import execute
     from amst_bench.train.environment import resolve_device
 
-    store = ResultStore(results_dir)
+    store = ResultStore(opts.results_dir)
     store.ensure_writable()
     if specs and specs[0].protocol.encoder == "resnet18":
         if resolve_device(specs[0].protocol.device).type == "cpu":
@@ -163,7 +238,7 @@ def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: Dat
                 err=True,
             )
     with RichReporter(len(specs)) as reporter:
-        outcome = execute(specs, store, reporter, force=force, strict=strict, locations=locations)
+        outcome = execute(specs, store, reporter, force=opts.force, strict=strict, locations=locations)
     reported = set()
     for spec, why in outcome.unsupported:
         if (spec.variant, spec.dataset) not in reported:
@@ -172,7 +247,7 @@ def _execute(specs, results_dir: Path, force: bool, strict: bool, locations: Dat
     return store, outcome
 
 
-def _leaderboard(store: ResultStore, board_dir: Path, show: bool = True) -> None:
+def _leaderboard(store, board_dir: Path, show: bool = True) -> None:
     from amst_bench.report.leaderboard import summary_for_terminal, write_leaderboards
 
     results = store.load_results()
@@ -186,62 +261,37 @@ def _leaderboard(store: ResultStore, board_dir: Path, show: bool = True) -> None
 
 
 @app.command()
+@with_options(GridOptions)
 def run(
+    opts: GridOptions,
     methods: MethodsOpt = "all",
-    datasets: DatasetsOpt = "synthetic",
-    seeds: SeedsOpt = None,
-    profile: ProfileOpt = "paper",
-    sets: SetOpt = None,
-    results_dir: ResultsOpt = Path("results"),
-    leaderboard_dir: BoardOpt = Path("leaderboards"),
-    data_root: DataRootOpt = None,
-    cache_dir: CacheOpt = None,
-    text_model: TextModelOpt = None,
-    force: ForceOpt = False,
     leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
 ) -> None:
     """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
-    resume. With --methods all, a method that cannot run on a dataset is reported, not replaced."""
-    specs, locations = _grid(methods, datasets, seeds, profile, sets, data_root, cache_dir, text_model)
-    store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
+    resume. With --methods all, a method that cannot run on a dataset is reported, not replaced.
+    The paper profile needs a GPU (hours per run on a CPU); --profile smoke runs in minutes."""
+    specs, locations = _grid(opts, methods)
+    store, _ = _execute(specs, opts, methods.strip() != "all", locations)
     if leaderboard:
-        _leaderboard(store, leaderboard_dir)
+        _leaderboard(store, opts.leaderboard_dir)
 
 
 @app.command()
-def ablation(
-    datasets: DatasetsOpt = "synthetic",
-    seeds: SeedsOpt = None,
-    profile: ProfileOpt = "paper",
-    sets: SetOpt = None,
-    results_dir: ResultsOpt = Path("results"),
-    leaderboard_dir: BoardOpt = Path("leaderboards"),
-    data_root: DataRootOpt = None,
-    cache_dir: CacheOpt = None,
-    text_model: TextModelOpt = None,
-    force: ForceOpt = False,
-) -> None:
+@with_options(GridOptions)
+def ablation(opts: GridOptions) -> None:
     """Run the paper's ablation grid (Alt / Joint / Skip: AMST-Joint, AMST-Alt, AMST-Full, each
     with and without skipping) and write the leaderboards."""
-    specs, locations = _grid(
-        "", datasets, seeds, profile, sets, data_root, cache_dir, text_model, ABLATION_VARIANTS
-    )
-    store, _ = _execute(specs, results_dir, force, True, locations)
-    _leaderboard(store, leaderboard_dir, show=False)
-    typer.echo((leaderboard_dir / "ablation.md").read_text())
+    specs, locations = _grid(opts, "", ABLATION_VARIANTS)
+    store, _ = _execute(specs, opts, True, locations)
+    _leaderboard(store, opts.leaderboard_dir, show=False)
+    typer.echo((opts.leaderboard_dir / "ablation.md").read_text())
 
 
 @app.command()
+@with_options(GridOptions)
 def bench(
+    opts: GridOptions,
     methods: MethodsOpt = "all",
-    datasets: DatasetsOpt = "synthetic",
-    sets: SetOpt = None,
-    results_dir: ResultsOpt = Path("results"),
-    leaderboard_dir: BoardOpt = Path("leaderboards"),
-    data_root: DataRootOpt = None,
-    cache_dir: CacheOpt = None,
-    text_model: TextModelOpt = None,
-    force: ForceOpt = False,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
@@ -250,13 +300,14 @@ def bench(
 
     if not torch.cuda.is_available() and not allow_cpu:
         raise UserError("bench: no CUDA device here; use --allow-cpu to time on the CPU anyway")
-    sets = list(sets or [])
+    sets = list(opts.sets or [])
     if not torch.cuda.is_available():
         sets.append("device=cpu")
-    specs, locations = _grid(methods, datasets, None, "bench", sets, data_root, cache_dir, text_model)
-    store, _ = _execute(specs, results_dir, force, methods.strip() != "all", locations)
-    _leaderboard(store, leaderboard_dir, show=False)
-    typer.echo((leaderboard_dir / "timing.md").read_text())
+    opts = dataclasses.replace(opts, profile="bench", sets=sets, seeds=None)
+    specs, locations = _grid(opts, methods)
+    store, _ = _execute(specs, opts, methods.strip() != "all", locations)
+    _leaderboard(store, opts.leaderboard_dir, show=False)
+    typer.echo((opts.leaderboard_dir / "timing.md").read_text())
 
 
 @app.command()
@@ -265,6 +316,8 @@ def leaderboard(
     leaderboard_dir: BoardOpt = Path("leaderboards"),
 ) -> None:
     """Regenerate the Markdown leaderboards from stored results (nothing is trained)."""
+    from amst_bench.report.results import ResultStore
+
     if not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
     _leaderboard(ResultStore(results_dir), leaderboard_dir)
@@ -276,17 +329,17 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-def _adapter(dataset: str, profile: str, sets: list[str] | None, data_root, cache_dir, text_model):
-    overrides = split_overrides(sets, text_model)
-    protocol = apply_overrides(get_profile(profile), overrides.protocol)
-    locations = DataLocations.from_environment(data_root, cache_dir, overrides.datasets)
+def _adapter(dataset: str, opts: DataOptions):
+    overrides = split_overrides(opts.sets, opts.text_model)
+    protocol = apply_overrides(get_profile(opts.profile), overrides.protocol)
+    locations = DataLocations.from_environment(opts.data_root, opts.cache_dir, overrides.datasets)
     try:
-        [spec] = select_datasets(dataset)
+        [ref] = select_datasets(dataset)
     except ValueError:
         raise UserError(f"DATASET: expected one dataset, got {dataset!r}") from None
-    adapter = make_adapter(spec, locations)
+    adapter = make_adapter(ref, locations)
     if not hasattr(adapter, "check"):
-        raise UserError(f"dataset '{spec}' is generated in memory: nothing to check or prepare")
+        raise UserError(f"dataset '{ref}' is generated in memory: nothing to check or prepare")
     return adapter, protocol
 
 
@@ -294,17 +347,11 @@ DatasetArg = Annotated[str, typer.Argument(help="a dataset name, or name:PATH (e
 
 
 @data_app.command("check")
-def data_check(
-    dataset: DatasetArg,
-    profile: ProfileOpt = "paper",
-    sets: SetOpt = None,
-    data_root: DataRootOpt = None,
-    cache_dir: CacheOpt = None,
-    text_model: TextModelOpt = None,
-) -> None:
+@with_options(DataOptions)
+def data_check(dataset: DatasetArg, opts: DataOptions) -> None:
     """Report every problem of a dataset at once (missing or unreadable files, unknown labels,
     empty splits), without training. Exit 1 when there is any."""
-    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
+    adapter, protocol = _adapter(dataset, opts)
     problems = adapter.check(protocol)
     for line in problems:
         typer.echo(line)
@@ -315,16 +362,10 @@ def data_check(
 
 
 @data_app.command("prepare")
-def data_prepare(
-    dataset: DatasetArg,
-    profile: ProfileOpt = "paper",
-    sets: SetOpt = None,
-    data_root: DataRootOpt = None,
-    cache_dir: CacheOpt = None,
-    text_model: TextModelOpt = None,
-) -> None:
+@with_options(DataOptions)
+def data_prepare(dataset: DatasetArg, opts: DataOptions) -> None:
     """Decode a dataset once into its tensor cache (training reads only the cache)."""
-    adapter, protocol = _adapter(dataset, profile, sets, data_root, cache_dir, text_model)
+    adapter, protocol = _adapter(dataset, opts)
     from amst_bench.report.progress import DecodeProgress
 
     with DecodeProgress(f"preparing {dataset}") as progress:
@@ -337,6 +378,8 @@ def status(results_dir: ResultsOpt = Path("results")) -> None:
     """Finished runs per protocol and dataset, and every interrupted run with how far it got
     (`amst-bench run` with the same arguments resumes it)."""
     import collections
+
+    from amst_bench.report.results import ResultStore
 
     store = ResultStore(results_dir)
     finished = collections.Counter((r["protocol_label"], r["dataset"]) for r in store.load_results())
@@ -355,7 +398,8 @@ def status(results_dir: ResultsOpt = Path("results")) -> None:
 def list_plugins(
     pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'amst-*'")] = "*",
 ) -> None:
-    """Registered methods and datasets, with one-line descriptions."""
+    """Registered methods and datasets, with one-line descriptions and where each comes from
+    (built-in, or the package that registered it)."""
     import fnmatch
 
     for title, reg in (("methods", registry.methods), ("datasets", registry.datasets)):
@@ -365,8 +409,9 @@ def list_plugins(
         typer.echo(f"{title}:")
         width = max(len(n) for n in names)
         for name in names:
-            desc = getattr(reg.get(name), "description", "")
-            typer.echo(f"  {name:<{width}}  {desc}")
+            origin = reg.origin(name)
+            where = "" if origin == registry.BUILT_IN else f"  [from {origin}]"
+            typer.echo(f"  {name:<{width}}  {reg.describe(name)}{where}")
 
 
 def main(argv: list[str] | None = None) -> None:

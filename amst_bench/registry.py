@@ -1,31 +1,101 @@
 """Method and dataset registries (timm-style): a decorator registers a class under a name.
 
-Plugins, built-in ones included, are found through the entry-point groups `amst_bench.methods`
-and `amst_bench.datasets`; loading an entry point imports its module (whose decorators register)
-or returns a class that is registered under the entry point's name. The engine never imports a
-plugin by name.
+Built-in plugins are the modules of `amst_bench.methods` and `amst_bench.datasets`: adding one is
+adding a file, nothing to declare. Their names are read from the decorator calls in the source
+(without importing torch), so `amst-bench list` starts fast; a plugin's module is imported the
+first time its class is needed, and its decorator registers it. Outside packages register
+through the entry-point groups `amst_bench.methods` / `amst_bench.datasets` (a module, whose
+decorators register, or a class, registered under the entry point's name). The engine never
+imports a plugin by name.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib
+import importlib.util
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from amst_bench.errors import UserError
 
 METHOD_GROUP = "amst_bench.methods"
 DATASET_GROUP = "amst_bench.datasets"
+BUILT_IN = "built-in"
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a registered name comes from: the module that registers it and who ships it."""
+
+    module: str
+    origin: str  # "built-in", or the distribution that declared the entry point
+    attribute: str = ""  # an entry point naming a class (`module:Class`)
+    description: str = ""  # read from the source where it is a plain string
+
+
+def declared_plugins(package: str, decorator: str) -> dict[str, PluginSource]:
+    """Names registered by `@decorator("name")` (or `decorator("name")(Class)`) in the modules
+    of `package`, read from their source: nothing is imported but the package itself."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    found: dict[str, PluginSource] = {}
+    for folder in spec.submodule_search_locations:
+        for path in sorted(Path(folder).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            module = f"{package}.{path.stem}"
+            for name, description in _registrations(ast.parse(path.read_text()), decorator):
+                found[name] = PluginSource(module, BUILT_IN, description=description)
+    return found
+
+
+def _registrations(tree: ast.Module, decorator: str) -> list[tuple[str, str]]:
+    def registered_name(call: ast.AST) -> str | None:
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == decorator and call.args:
+            arg = call.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                return arg.value
+        return None
+
+    descriptions: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and any(getattr(t, "id", None) == "description" for t in stmt.targets)
+                    and isinstance(stmt.value, ast.Constant)
+                ):
+                    descriptions[node.name] = str(stmt.value.value)
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for dec in node.decorator_list:
+                if (name := registered_name(dec)) is not None:
+                    out.append((name, descriptions.get(node.name, "")))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            call = node.value  # decorator("name")(Class)
+            if (name := registered_name(call.func)) is not None:
+                cls = call.args[0].id if call.args and isinstance(call.args[0], ast.Name) else ""
+                out.append((name, descriptions.get(cls, "")))
+    return out
 
 
 class Registry:
     """A plain name → class dict with wildcard listing and one clear error for unknown names."""
 
-    def __init__(self, kind: str, group: str):
+    def __init__(self, kind: str, group: str, package: str, decorator: str):
         self.kind = kind
         self.group = group
+        self.package = package
+        self.decorator = decorator
         self._items: dict[str, type] = {}
-        self._loaded = False
+        self._sources: dict[str, PluginSource] | None = None
 
     def register(self, name: str):
         def decorator(cls: type) -> type:
@@ -38,35 +108,54 @@ class Registry:
 
         return decorator
 
-    def load_plugins(self) -> None:
-        """Import every entry point of this registry's group once."""
-        if self._loaded:
-            return
-        self._loaded = True
-        for ep in entry_points(group=self.group):
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken outside plugin must not hide the others
-                raise UserError(f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-            if isinstance(obj, type) and ep.name not in self._items:
-                self.register(ep.name)(obj)
+    def sources(self) -> dict[str, PluginSource]:
+        """Every known name and where it comes from (built-ins first; nothing imported)."""
+        if self._sources is None:
+            sources = declared_plugins(self.package, self.decorator)
+            for ep in entry_points(group=self.group):
+                module, _, attribute = ep.value.partition(":")
+                if module.split(".")[0] == "amst_bench" or ep.name in sources:
+                    continue  # a built-in (older installs declared them as entry points too)
+                origin = ep.dist.name if ep.dist is not None else "entry point"
+                sources[ep.name] = PluginSource(module.strip(), origin, attribute.strip())
+            self._sources = sources
+        return self._sources
 
     def names(self) -> list[str]:
-        self.load_plugins()
-        return sorted(self._items)
+        return sorted(set(self.sources()) | set(self._items))
 
     def get(self, name: str) -> Any:
-        self.load_plugins()
+        if name not in self._items:
+            source = self.sources().get(name)
+            if source is None:
+                raise UserError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+            self._load(name, source)
+        return self._items[name]
+
+    def _load(self, name: str, source: PluginSource) -> None:
         try:
-            return self._items[name]
-        except KeyError:
-            raise UserError(
-                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
-            ) from None
+            module = importlib.import_module(source.module)
+            obj = getattr(module, source.attribute) if source.attribute else None
+        except Exception as exc:  # a broken outside plugin must not look like our bug
+            raise UserError(f"{self.kind} plugin {name!r} ({source.module}) failed to load: {exc}") from exc
+        if isinstance(obj, type) and name not in self._items:
+            self.register(name)(obj)
+        if name not in self._items:
+            raise UserError(f"{self.kind} plugin module {source.module} does not register {name!r}")
+
+    def describe(self, name: str) -> str:
+        """A one-line description: from the source when it is a plain string, else the class."""
+        source = self.sources().get(name)
+        if source is not None and source.description:
+            return source.description
+        return getattr(self.get(name), "description", "")
+
+    def origin(self, name: str) -> str:
+        source = self.sources().get(name)
+        return source.origin if source is not None else "registered at run time"
 
     def select(self, spec: str) -> list[str]:
         """Names matching a comma list of names or wildcards ('all', 'amst-*,naive'), in order."""
-        self.load_plugins()
         chosen: list[str] = []
         for part in [p.strip() for p in spec.split(",")]:
             if not part:
@@ -78,7 +167,8 @@ class Registry:
                 if not matches:
                     raise UserError(f"no {self.kind} matches {part!r}; known: {', '.join(self.names())}")
             else:
-                self.get(part)
+                if part not in self.names():
+                    raise UserError(f"unknown {self.kind} {part!r}; known: {', '.join(self.names())}")
                 matches = [part]
             chosen.extend(m for m in matches if m not in chosen)
         if not chosen:
@@ -86,8 +176,8 @@ class Registry:
         return chosen
 
 
-methods = Registry("method", METHOD_GROUP)
-datasets = Registry("dataset", DATASET_GROUP)
+methods = Registry("method", METHOD_GROUP, "amst_bench.methods", "register_method")
+datasets = Registry("dataset", DATASET_GROUP, "amst_bench.datasets", "register_dataset")
 
 register_method = methods.register
 register_dataset = datasets.register

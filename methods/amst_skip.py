@@ -75,6 +75,7 @@ class SkippingMethod(EncodersAndHead):
     """A method whose modalities follow AMST's skip rule. With one module (encoders + head), a
     training step encodes (skipped encoders per `skipped_forward`) and applies `update` (one of
     amst_bench.train.updates) to the trained modalities."""
+    abstract = True  # the base of the AMST plugins
 
     Config = SkipOptions
     update: ClassVar[Callable[..., list[torch.Tensor]]]

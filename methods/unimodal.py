@@ -16,6 +16,7 @@ from amst_bench.train.method import Method, Prediction, StepOutput
 
 
 class Unimodal(Method):
+    abstract = True  # the base of audio / visual / text, not a method of its own
     modality = ""
 
     def check_supported(self, modalities):
