@@ -159,29 +159,14 @@ class MLA(EncodersAndHead):
         with torch.no_grad():  # training accuracy, from the model as it was before this step
             _, parts = head({m: e.detach() for m, e in embeddings.items()})
             fused = self.fuse(parts)
-        optimizers = list(self.optimizers.values())
-        if self.config.head_projection:
-            losses = self._projected_alternating_update(embeddings, optimizers, batch.labels)
-        else:
-            losses = alternating_update(embeddings, head, optimizers, batch.labels, self.modalities)
+        project = None
+        if self.config.head_projection:  # between each modality's backward and its step
+            project = lambda m: self.project_head_gradient(embeddings[m])  # noqa: E731
+        losses = alternating_update(
+            embeddings, head, list(self.optimizers.values()), batch.labels, self.modalities, project
+        )
         self._batch_index += 1
         return StepOutput(torch.stack(losses).mean(), fused, embeddings)
-
-    def _projected_alternating_update(self, embeddings, optimizers, labels) -> list[torch.Tensor]:
-        """`alternating_update` with the head projection between backward and step (the engine's
-        helper has no hook there)."""
-        losses = []
-        for m in sorted(self.modalities):
-            logits, _ = self.model["head"]({m: embeddings[m]})
-            loss = self.cross_entropy(logits, labels)
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            self.project_head_gradient(embeddings[m])
-            for o in optimizers:
-                o.step()
-            losses.append(loss.detach())
-        return losses
 
     @torch.no_grad()
     def project_head_gradient(self, embedding: torch.Tensor) -> None:

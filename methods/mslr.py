@@ -7,7 +7,8 @@ copy, CXianRen/AMST `code/baseline/mslr3_new.py` (`MSLRTrainer`), run by `Jobs/m
 
 Mechanism (as that code):
   - `lsum` head (one linear layer with bias per modality, logits summed) and one cross-entropy on
-    the fused logits; `MSLRTrainer` keeps `BasicTrainer.train_method` (`code/common.py`:563-570).
+    the fused logits; `MSLRTrainer` keeps `BasicTrainer.train_method` (`code/common.py`:563-570),
+    so the training step is `EncodersAndHead`'s joint step; only the optimisers differ.
   - Encoders: one SGD with one parameter group per modality (mslr3_new.py:92-104); the fusion
     head: its own SGD at `fusion_lr` = 1e-3 for all of its per-modality blocks (:80-85).
     Momentum and weight decay from the protocol (0.9, 1e-4). The trainer's StepLR(70, 0.1) scales
@@ -59,11 +60,10 @@ from typing import Any
 
 import torch
 
-from amst_bench.data.tensors import Batch
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.registry import register_method
 from amst_bench.report.metrics import Evaluation
-from amst_bench.train.method import EncodersAndHead, StepOutput
+from amst_bench.train.method import EncodersAndHead
 
 PAPER_LR = {"audio": 1e-3, "visual": 1e-2, "text": 8e-5}
 
@@ -150,13 +150,6 @@ class MSLR(EncodersAndHead):
 
     def on_train_epoch_start(self, epoch: int) -> None:
         self.lr_history.append({"epoch": epoch, **self.current_rates()})
-
-    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
-        embeddings = self.encode(self.model["encoders"], batch.inputs, self.modalities)
-        logits, _ = self.model["head"](embeddings)
-        loss = self.cross_entropy(logits, batch.labels)
-        self.step(list(self.optimizers.values()), loss)
-        return StepOutput(loss.detach(), logits.detach(), embeddings)
 
     def on_validation_end(self, epoch: int, evaluation: Evaluation) -> None:
         """The dynamic rule (see the module docstring); static only keeps the history."""

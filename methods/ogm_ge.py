@@ -25,6 +25,8 @@ Mechanism, per batch (one cross-entropy on the fused logits of all encoders):
      unmodulated gradient (ogm3_new L136-142; main.py L136-148). `noise=False` is plain OGM
      (main.py `--modulation OGM`, L140-141);
   5. SGD steps of the head and encoders (weight decay is added inside SGD, so not modulated).
+Steps 1-4 run in `on_before_optimizer_step` (after backward, before any step, where the codes do
+it); the forward, loss and steps are `EncodersAndHead`'s joint training step.
 Prediction: the fused logits; `modality_logits` are the head's parts.
 
 Three modalities: the AMST copy generalises ρ as in step 2 and modulates the arg-max modality
@@ -65,10 +67,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from amst_bench.data.tensors import Batch
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead, StepOutput
+from amst_bench.train.method import EncodersAndHead
 
 PRESETS = ("amst", "original")
 FUSIONS = ("lsum", "concat")
@@ -159,25 +160,15 @@ class OgmGe(EncodersAndHead):
     def in_window(self, epoch: int) -> bool:
         return self.config.modulation_starts <= epoch <= self.config.modulation_ends
 
-    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
-        encoders, head = self.model["encoders"], self.model["head"]
-        embeddings = self.encode(encoders, batch.inputs, self.modalities)
-        logits, parts = head(embeddings)
-        loss = self.cross_entropy(logits, batch.labels)
+    def on_before_optimizer_step(self, epoch, batch, embeddings, logits, per_modality) -> None:
+        """Steps 1-4 between backward and the SGD steps (where the codes modulate)."""
         # Computed every batch as the codes do; kept for inspection (not checkpoint state).
         self.last_ratios, self.last_coefficients = ogm_coefficients(
-            modality_scores(parts, batch.labels), self.alpha
+            modality_scores(per_modality, batch.labels), self.alpha
         )
         self.last_modulated = self.in_window(epoch)
-        optimizers = list(self.optimizers.values())
-        for o in optimizers:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
         if self.last_modulated:
-            modulate_gradients(encoders, self.last_coefficients, self.config.noise)
-        for o in optimizers:
-            o.step()
-        return StepOutput(loss.detach(), logits.detach(), embeddings)
+            modulate_gradients(self.model["encoders"], self.last_coefficients, self.config.noise)
 
     def resolved_options(self) -> dict[str, Any]:
         return asdict(self.config) | {"alpha": self.alpha, "fusion": self.head_kind}

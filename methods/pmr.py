@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from amst_bench.data.tensors import Batch, num_batches
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead, StepOutput
+from amst_bench.train.method import EncodersAndHead
 
 PRESETS: dict[str, dict[str, Any]] = {
     "amst": {
@@ -243,19 +243,17 @@ class PMR(EncodersAndHead):
                   for m in (m1, m2))
         return {m1: self.alpha * (s1 < s2).float(), m2: self.alpha * (s1 > s2).float()}
 
-    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
-        embeddings = self.encode(self.model["encoders"], batch.inputs, self.modalities)
-        logits, _ = self.model["head"](embeddings)
-        loss = self.cross_entropy(logits, batch.labels)
-        if self.modulating(epoch):
-            if self.prototypes is None:
-                raise RuntimeError("pmr: prototypes are built in on_train_epoch_start; none yet")
-            proto = {m: prototype_logits(embeddings[m], self.prototypes[m]) for m in self.modalities}
-            weights = self.prototype_weights(proto, batch.labels)
-            for m in self.modalities:  # the stronger modality's term has weight 0: no gradient
-                loss = loss + weights[m] * self.cross_entropy(proto[m], batch.labels)
-        self.step(list(self.optimizers.values()), loss)
-        return StepOutput(loss.detach(), logits.detach(), embeddings)
+    def extra_loss(self, batch, epoch, embeddings, logits, per_modality) -> torch.Tensor | None:
+        """Inside the window: Σ_m weight_m · CE(prototype logits_m), added to the joint CE by
+        `EncodersAndHead.training_step` (the stronger modality's weight is 0: no gradient)."""
+        if not self.modulating(epoch):
+            return None
+        if self.prototypes is None:
+            raise RuntimeError("pmr: prototypes are built in on_train_epoch_start; none yet")
+        proto = {m: prototype_logits(embeddings[m], self.prototypes[m]) for m in self.modalities}
+        weights = self.prototype_weights(proto, batch.labels)
+        terms = [weights[m] * self.cross_entropy(proto[m], batch.labels) for m in self.modalities]
+        return torch.stack(terms).sum()
 
     # ------------------------------------------------------------------ state
 

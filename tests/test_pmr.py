@@ -155,10 +155,12 @@ def test_prototype_logits_are_negative_euclidean_distance():
 
 def _grads(method, batch, epoch):
     """Encoder gradients of one training step, without the optimiser step."""
-    def backward_only(optimizers, loss):
+    def backward_only(optimizers, loss, before_step=None):
         for o in optimizers:
             o.zero_grad(set_to_none=True)
         loss.backward()
+        if before_step is not None:
+            before_step()
 
     method.step = backward_only
     out = method.training_step(batch, epoch)

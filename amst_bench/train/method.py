@@ -6,10 +6,15 @@ Hooks, in the order the trainer calls them (names follow PyTorch Lightning where
   configure_optimizers()       one optimiser per model part, as the official code does
   trained_modalities(epoch)    which modalities receive gradient this epoch (AMST's skip rule)
   on_train_epoch_start(epoch)
-  training_step(batch, epoch)  forward, losses, backward and optimiser steps for one batch
+  training_step(batch, epoch)  one batch; `EncodersAndHead`'s default is joint training:
+    extra_loss(batch, epoch, embeddings, logits, per_modality)   a term added to the CE, or None
+    on_before_optimizer_step(epoch, batch, embeddings, logits, per_modality)
+                               after backward, before the optimiser steps (gradient surgery)
   on_train_epoch_end(epoch)
   on_validation_end(epoch, evaluation)
   predict(inputs)              fused logits for evaluation (how the method fuses at inference)
+Class attributes: `test_every_epoch_default` (evaluate test every epoch unless the protocol's
+`test_every_epoch` is set) and `tf32` (None: torch defaults; True/False: forced for the run).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class MethodContext:
     dataset: DatasetBundle
     protocol: Protocol
     device: torch.device
-    make_encoder: Callable[[str], nn.Module]
+    make_encoder: Callable[..., nn.Module]  # (modality, embedding_dim=None) -> encoder
     train: TensorSplit | None = None
 
     @property
@@ -84,6 +89,11 @@ class Method:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions
+    # Evaluate the test split every epoch (as some official scripts do; their Table 3 time
+    # includes it) unless the protocol's `test_every_epoch` is set explicitly.
+    test_every_epoch_default: ClassVar[bool] = False
+    # TF32 matmul/cuDNN for the run: None keeps torch's defaults (the official jobs' --no_tf32).
+    tf32: ClassVar[bool | None] = None
 
     def __init__(self, config: Any, ctx: MethodContext):
         self.config = config
@@ -136,6 +146,11 @@ class Method:
     def resolved_options(self) -> dict[str, Any]:
         """The options that actually ran (defaults filled in from the dataset), for the record."""
         return dataclasses.asdict(self.config)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embeddings the encoders produce (the probes are built with it)."""
+        return self.ctx.embedding_dim
 
     # ------------------------------------------------------------------ helpers for subclasses
 
@@ -194,12 +209,18 @@ class Method:
         return out
 
     @staticmethod
-    def step(optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+    def step(
+        optimizers: list[torch.optim.Optimizer],
+        loss: torch.Tensor,
+        before_step: Callable[[], None] | None = None,
+    ) -> None:
         """zero_grad (grads to None, so untouched parameters get no SGD update at all), backward,
-        step."""
+        `before_step()` if given (gradients are there, nothing stepped yet), step."""
         for o in optimizers:
             o.zero_grad(set_to_none=True)
         loss.backward()
+        if before_step is not None:
+            before_step()
         for o in optimizers:
             o.step()
 
@@ -231,13 +252,51 @@ class Method:
 
 class EncodersAndHead(Method):
     """The common shape: one encoder per modality and one fusion head (`head_kind`, see
-    amst_bench.train.models); prediction is the head on every modality."""
+    amst_bench.train.models); training is joint (one cross-entropy on the fused logits, plus
+    `extra_loss`); prediction is the head on every modality."""
 
     head_kind: ClassVar[str] = "lsum"
 
     def build_model(self) -> nn.ModuleDict:
-        head = build_head(self.head_kind, self.modalities, self.ctx.embedding_dim, self.ctx.num_classes)
+        head = build_head(self.head_kind, self.modalities, self.embedding_dim, self.ctx.num_classes)
         return nn.ModuleDict({"encoders": self.encoders(), "head": head})
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        """Encode every modality, fuse, CE (+ `extra_loss`), then zero_grad / backward /
+        `on_before_optimizer_step` / step of every optimiser."""
+        embeddings = self.encode(self.model["encoders"], batch.inputs, self.modalities)
+        logits, per_modality = self.model["head"](embeddings)
+        loss = self.cross_entropy(logits, batch.labels)
+        extra = self.extra_loss(batch, epoch, embeddings, logits, per_modality)
+        if extra is not None:
+            loss = loss + extra
+        self.step(
+            list(self.optimizers.values()),
+            loss,
+            lambda: self.on_before_optimizer_step(epoch, batch, embeddings, logits, per_modality),
+        )
+        return StepOutput(loss.detach(), logits.detach(), embeddings)
+
+    def extra_loss(
+        self,
+        batch: Batch,
+        epoch: int,
+        embeddings: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        per_modality: dict[str, torch.Tensor],
+    ) -> torch.Tensor | None:
+        """A term added to the joint cross-entropy before backward (PMR's prototype loss)."""
+        return None
+
+    def on_before_optimizer_step(
+        self,
+        epoch: int,
+        batch: Batch,
+        embeddings: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        per_modality: dict[str, torch.Tensor],
+    ) -> None:
+        """Called with the gradients in place, before any optimiser steps (OGM-GE's modulation)."""
 
     def predict(self, inputs: dict[str, torch.Tensor]) -> Prediction:
         embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
