@@ -52,11 +52,11 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.data.files import DataSource, FileDataset, Record
 from amst_bench.data.splits import SPLITS, is_number, overlaps, read_lines
-from amst_bench.errors import UserError
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -66,7 +66,6 @@ AMST_FILES = {"train": "my_train_ave.txt", "val": "my_val_ave.txt", "test": "my_
 OFFICIAL_FORMAT = "Category&VideoID&Quality&StartTime&EndTime"
 HEADER = tuple(OFFICIAL_FORMAT.lower().split("&"))
 AMST_LINE = re.compile(r"(\S+)\.mp4\s+(\S.*)")
-OPTIONS = ("split_dir",)
 
 # (line number, video id, category) of one line of a split or annotation file
 Entry = tuple[int, str, str]
@@ -129,17 +128,18 @@ class AVE(FileDataset):
         "and IMAGE_KEPT_1_PER_SEC/<video id>/ frames"
     )
 
+    @dataclass(frozen=True)
+    class Options:
+        split_dir: str = ""  # the AMST repository's split files instead of the official ones
+
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        unknown = sorted(set(self.source.options) - set(OPTIONS))
-        if unknown:
-            raise UserError(f"--set ave.{unknown[0]}: unknown option; known: {', '.join(OPTIONS)}")
         self._splits: dict[str, list[str]] = {s: [] for s in SPLITS}
         self._categories: list[str] = []
 
     @property
     def split_dir(self) -> Path | None:
-        value = self.source.options.get("split_dir")
+        value = self.options.split_dir
         return Path(value).expanduser() if value else None
 
     def split_name(self) -> str:

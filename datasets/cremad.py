@@ -19,12 +19,12 @@ in two splits: the official files have 4 clips in both val and test).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.data.files import FileDataset, Record, seeded_split_name
-from amst_bench.data.splits import (
-    read_split_file,
-)
+from amst_bench.data.splits import read_split_file
+from amst_bench.options import option
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -44,18 +44,21 @@ class CremaD(FileDataset):
     modalities = ("audio", "visual")
     default_skip = {"audio": 5, "visual": 1}
     layout_help = "expected AudioWAV/<clip>.wav and IMAGE_KEPT_1_PER_SEC/<clip>/ frames"
-    known_options = ("split", "split_seed", "split_dir")
+
+    @dataclass(frozen=True)
+    class Options:
+        split: str = option("random", choices=SPLIT_CHOICES)
+        split_seed: int = option(0, minimum=0)
+        split_dir: str = ""  # the official split files (implies split=official)
 
     def __init__(self, source=None):
         super().__init__(source)
-        self.split_kind = self.split_choice(SPLIT_CHOICES)
-        self.split_seed = self.int_option("split_seed", 0)
         self._fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
 
     def split_name(self) -> str:
-        if self.split_kind == "official":
+        if self.options.split == "official":
             return "official-amst"
-        return seeded_split_name(self.split_kind, self._fractions, self.split_seed)
+        return seeded_split_name(self.options.split, self._fractions, self.options.split_seed)
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
         audio_dir, frames_dir = root / "AudioWAV", root / "IMAGE_KEPT_1_PER_SEC"
@@ -82,7 +85,8 @@ class CremaD(FileDataset):
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
         self._fractions = tuple(protocol.split)
-        if self.split_kind == "official":
+        if self.options.split == "official":
             return self.split_files(OFFICIAL_FILES, _read_official, labels, problems)
-        actor = (lambda clip: clip.split("_")[0]) if self.split_kind == "speaker" else None
-        return self.seeded_split(labels, protocol, problems, self.split_kind, self.split_seed, actor, ".flv")
+        actor = (lambda clip: clip.split("_")[0]) if self.options.split == "speaker" else None
+        options = self.options
+        return self.seeded_split(labels, protocol, problems, options.split, options.split_seed, actor, ".flv")

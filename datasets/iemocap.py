@@ -73,12 +73,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from amst_bench.data.files import DataSource
 from amst_bench.data.splits import SPLITS, is_number
 from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
 from amst_bench.errors import UserError
+from amst_bench.options import option
 from amst_bench.registry import register_dataset
 
 SAMPLE_FILE = "iemocap_all_sample.txt"
@@ -88,7 +89,6 @@ CLASSES = ("ang", "exc", "fru", "neu", "sad")  # code/data/IEMOCAP/stat_iemocap.
 DROPPED = ("dis", "fea", "hap", "oth", "sur", "xxx")  # left out by split_iemo_dataset.py
 OFFICIAL_FILES = {"train": "iemocap_train.txt", "val": "iemocap_valid.txt", "test": "iemocap_test.txt"}
 SPLIT_CHOICES = ("random", "session", "official")
-OPTIONS = ("split", "split_dir", "split_seed", "test_session", "val_session", "text_max_length")
 LINE_FORMAT = "<utterance>, <code>, <start>, <end> ### <transcript>"
 UTTERANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 SESSION = re.compile(r"Ses(\d\d)")
@@ -147,8 +147,6 @@ class IEMOCAP(SampleFileDataset):
         f"expected {SAMPLE_FILE} (AMST format: {LINE_FORMAT}), {AUDIO_DIR}/<utterance>.wav and "
         f"{FRAMES_DIR}/<utterance>/ frames"
     )
-    known_options = OPTIONS
-    text_max_length = 128  # code/data/IEMOCAP/extract_text_tokens.py
     sample_file = SAMPLE_FILE
     audio_dir = AUDIO_DIR
     frames_dir = FRAMES_DIR
@@ -156,17 +154,20 @@ class IEMOCAP(SampleFileDataset):
     official_files = OFFICIAL_FILES
     noun = "utterance"
 
-    def __init__(self, source: DataSource | None = None):
-        super().__init__(source)
-        self.split_kind = self.split_choice(SPLIT_CHOICES)
-        self.split_seed = self.int_option("split_seed", 0)
-        self.test_session = self.int_option("test_session", 5, low=1)
-        self.val_session = self.int_option("val_session", 4, low=1)
-        if self.test_session == self.val_session:
+    @dataclass(frozen=True)
+    class Options(SampleFileDataset.Options):
+        split: str = option("random", choices=SPLIT_CHOICES)
+        test_session: int = option(5, minimum=1)  # split=session: the test session
+        val_session: int = option(4, minimum=1)  # split=session: the validation session
+        # text_max_length 128: code/data/IEMOCAP/extract_text_tokens.py
+
+    def resolve_options(self, raw: dict[str, str]) -> SampleFileDataset.Options:
+        options = super().resolve_options(raw)
+        if options.test_session == options.val_session:
             raise UserError(
-                f"--set iemocap.test_session and val_session: both are session {self.test_session}"
+                f"--set iemocap.test_session and val_session: both are session {options.test_session}"
             )
-        self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
+        return options
 
     def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
         return parse_line(number, raw, full)
@@ -193,11 +194,11 @@ class IEMOCAP(SampleFileDataset):
 
     def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
         entries = [(u, labels[u]) for u in self._lines if u in labels]  # sample-file order
-        return stratified_split(entries, self._fractions, self.split_seed)
+        return stratified_split(entries, self._fractions, self.options.split_seed)
 
     def split_name(self) -> str:
-        if self.split_kind == "session":
-            return f"session-val{self.val_session}-test{self.test_session}"
+        if self.options.split == "session":
+            return f"session-val{self.options.val_session}-test{self.options.test_session}"
         return super().split_name()
 
     def other_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
@@ -212,15 +213,15 @@ class IEMOCAP(SampleFileDataset):
                 )
                 continue
             session = int(match.group(1))
-            split = {self.test_session: "test", self.val_session: "val"}.get(session, "train")
+            split = {self.options.test_session: "test", self.options.val_session: "val"}.get(session, "train")
             out[split].append(utterance)
-        for split, session, option in (
-            ("test", self.test_session, "test_session"),
-            ("val", self.val_session, "val_session"),
+        for split, session, flag in (
+            ("test", self.options.test_session, "test_session"),
+            ("val", self.options.val_session, "val_session"),
         ):
             if not out[split] and labels:
                 problems.append(
                     f"{self.root / SAMPLE_FILE}: no utterance of session {session} "
-                    f"(--set iemocap.{option}), so the {split} split is empty"
+                    f"(--set iemocap.{flag}), so the {split} split is empty"
                 )
         return out

@@ -9,12 +9,14 @@ are decoded exactly as for CREMA-D (see amst_bench.data.preprocess).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from amst_bench.data.files import FileDataset, Record
 from amst_bench.data.splits import SPLITS, random_split
+from amst_bench.options import option
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -25,7 +27,11 @@ KNOWN_MODALITIES = ("audio", "text", "visual")
 class Manifest(FileDataset):
     description = "any folder: manifest:PATH with PATH/manifest.csv (id,label,audio|visual|text[,split])"
     layout_help = "expected manifest.csv with columns id,label and audio/visual/text paths"
-    known_options = ("split_seed", "text_max_length")
+
+    @dataclass(frozen=True)
+    class Options:
+        split_seed: int = option(0, minimum=0)  # the seeded split, when there is no split column
+        text_max_length: int = option(128, minimum=2)  # tokens per text
 
     def _table(self, root: Path, problems: list[str]) -> pd.DataFrame | None:
         path = root / "manifest.csv"
@@ -87,7 +93,7 @@ class Manifest(FileDataset):
         if given:
             return {s: sorted(r.id for r in records if r.split == s) for s in SPLITS}
         return random_split(
-            [r.id for r in records], protocol.split, int(self.source.options.get("split_seed", 0))
+            [r.id for r in records], protocol.split, self.options.split_seed
         )
 
     def split_name(self) -> str:

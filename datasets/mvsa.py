@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ from amst_bench.data.files import DataSource, FileDataset, Record
 from amst_bench.data.preprocess import DecodeError
 from amst_bench.data.splits import SPLITS, overlaps, random_split, read_split_folder, write_split_files
 from amst_bench.errors import UserError
+from amst_bench.options import option
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -81,7 +83,6 @@ DATA_DIR = "data"
 CLASSES = ("negative", "neutral", "positive")  # code/data/MVSA/stat_mvsa.txt, sorted
 AMST_FILES = {"train": "my_train_mvsa.txt", "val": "my_val_mvsa.txt", "test": "my_test_mvsa.txt"}
 SPLIT_CHOICES = ("random", "official")
-OPTIONS = ("split", "split_seed", "split_dir", "text_max_length")
 LABEL_LINE = re.compile(r"(\S+)\s+([^\s,]+)\s*,\s*([^\s,]+)")
 AMST_LINE = re.compile(r"(\S+)\.jpg\s+(\S+)")
 SAMPLE_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -134,20 +135,23 @@ class MVSA(FileDataset):
     modalities = ("text", "visual")
     default_skip = {"text": 10, "visual": 1}
     layout_help = "expected labelResultAll.txt and data/<id>.jpg + data/<id>.txt (the unzipped MVSA_Single/)"
-    known_options = OPTIONS
-    text_max_length = 256  # code/data/MVSA/new_extract_mvsa.py: max_length=256
+
+    @dataclass(frozen=True)
+    class Options:
+        split: str = option("random", choices=SPLIT_CHOICES)
+        split_seed: int = option(0, minimum=0)
+        split_dir: str = ""  # the AMST split files (implies split=official)
+        text_max_length: int = option(256, minimum=2)  # code/data/MVSA/new_extract_mvsa.py: max_length=256
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        self.split_kind = self.split_choice(SPLIT_CHOICES)
-        self.split_seed = self.int_option("split_seed", 0)
         self._pairs: dict[str, tuple[str, str]] = {}  # id → (text label, image label), every line
         self._fallback: list[Path] = []  # text files read as ISO-8859-1
 
     # ------------------------------------------------------------------ options
 
     def split_name(self) -> str:
-        return {"random": "random-80/10/10", "official": "official-amst"}[self.split_kind]
+        return {"random": "random-80/10/10", "official": "official-amst"}[self.options.split]
 
     def class_names(self, records: list[Record]) -> list[str]:
         return list(CLASSES)  # the stat file's three classes, whatever the samples hold
@@ -248,9 +252,9 @@ class MVSA(FileDataset):
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
-        if self.split_kind == "official":
+        if self.options.split == "official":
             return self._official(labels, problems)
-        folder = self.source.cache_dir / self.name / "splits" / f"random-seed{self.split_seed}"
+        folder = self.source.cache_dir / self.name / "splits" / f"random-seed{self.options.split_seed}"
         if all((folder / f"{s}.txt").is_file() for s in SPLITS):
             try:
                 splits = read_split_folder(folder, suffix=".jpg")
@@ -258,7 +262,7 @@ class MVSA(FileDataset):
                 problems.append(f"{exc} (delete {folder} to draw a new split)")
                 return {s: [] for s in SPLITS}
         else:
-            splits = random_split(sorted(labels), protocol.split, self.split_seed)
+            splits = random_split(sorted(labels), protocol.split, self.options.split_seed)
             write_split_files(folder, splits, labels, suffix=".jpg")
         unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
         if unknown:
@@ -269,7 +273,7 @@ class MVSA(FileDataset):
         return splits
 
     def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
-        value = self.source.options.get("split_dir", "")
+        value = self.options.split_dir
         folder = Path(value).expanduser()
         if not value or not folder.is_dir():
             problems.append(

@@ -19,6 +19,7 @@ from amst_bench.atomic import atomic_write_text
 from amst_bench.data.files import FileDataset, Record, seeded_split_name
 from amst_bench.data.preprocess import DecodeError
 from amst_bench.data.splits import SPLITS, overlaps, read_lines
+from amst_bench.options import option
 from amst_bench.protocol import Protocol
 
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -46,6 +47,13 @@ class SampleFileDataset(FileDataset):
     classes: ClassVar[tuple[str, ...]]
     official_files: ClassVar[dict[str, str]]
     noun: ClassVar[str] = "sample"  # "utterance", "segment": how messages name a sample
+
+    @dataclass(frozen=True)
+    class Options:
+        split: str = option("random", choices=("random", "official"))
+        split_seed: int = option(0, minimum=0)
+        split_dir: str = ""  # the official split files (implies split=official)
+        text_max_length: int = option(128, minimum=2)  # tokens per text (the AMST scripts: 128)
 
     def __init__(self, source=None):
         super().__init__(source)
@@ -137,29 +145,29 @@ class SampleFileDataset(FileDataset):
     # ------------------------------------------------------------------ splits
 
     def split_name(self) -> str:
-        if self.split_kind == "official":
+        if self.options.split == "official":
             return "official-amst"
-        return seeded_split_name(self.split_kind, self._fractions, self.split_seed)
+        return seeded_split_name(self.options.split, self._fractions, self.options.split_seed)
 
     def make_splits(
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         self._fractions = tuple(protocol.split)
         labels = {r.id: r.label for r in records}
-        if self.split_kind == "official":
-            folder = self.split_dir(self.official_files, problems)
+        if self.options.split == "official":
+            folder = self.split_folder(self.official_files, problems)
             if folder is None:
                 return {s: [] for s in SPLITS}
             return self.read_split_files(folder, labels, problems, stored=False)
-        if self.split_kind == "random":
+        if self.options.split == "random":
             return self.stored_random_split(labels, problems)
         return self.other_split(labels, problems)
 
     def stored_random_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
         """`draw_split`, drawn once and kept in the official file format under the cache folder."""
-        name = f"random-seed{self.split_seed}"
+        name = f"random-seed{self.options.split_seed}"
         if self._fractions != DEFAULT_FRACTIONS:
-            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.split_seed}"
+            name = "random-" + "-".join(f"{f:g}" for f in self._fractions) + f"-seed{self.options.split_seed}"
         folder = self.source.cache_dir / self.name / "splits" / name
         if all((folder / f).is_file() for f in self.official_files.values()):
             return self.read_split_files(folder, labels, problems, stored=True)

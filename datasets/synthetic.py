@@ -11,11 +11,14 @@ So audio dominates early joint training while visual holds the information audio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from amst_bench.data.tensors import DatasetBundle, TensorSplit
+from amst_bench.options import build_options
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -92,8 +95,16 @@ class SyntheticAV:
     with_text = False
     default_skip = {"audio": 3, "visual": 1}
 
+    @dataclass(frozen=True)
+    class Options:
+        """None: the generator's settings come from the protocol (synthetic_samples, …)."""
+
     def __init__(self, source=None):
-        """Generated in memory: a data folder or cache, if given, is not used."""
+        """Generated in memory: a data folder or cache, if given, is not used; an option is refused."""
+        self.options = build_options(self.Options, dict(getattr(source, "options", None) or {}), self.name)
+
+    def resolved_options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.options)
 
     def load(self, protocol: Protocol) -> DatasetBundle:
         spec = SyntheticSpec(

@@ -76,7 +76,6 @@ import random
 import re
 from collections.abc import Sequence
 
-from amst_bench.data.files import DataSource
 from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
 from amst_bench.registry import register_dataset
 
@@ -86,8 +85,6 @@ FRAMES_DIR = "IMAGE_KEPT_1_PER_SEC"
 CLASSES = ("FUNNY", "NOTFUNNY")  # code/data/UR-FUNNY/ur_funny_stat.txt, sorted as the loader does
 LABELS = {"0": "NOTFUNNY", "1": "FUNNY", "NOTFUNNY": "NOTFUNNY", "FUNNY": "FUNNY"}
 OFFICIAL_FILES = {"train": "ur_funny_train.txt", "val": "ur_funny_valid.txt", "test": "ur_funny_test.txt"}
-SPLIT_CHOICES = ("random", "official")
-OPTIONS = ("split", "split_dir", "split_seed", "text_max_length")
 LINE_FORMAT = "<id>, <0|1> ### <text>"
 SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -144,8 +141,6 @@ class URFunny(SampleFileDataset):
         f"expected {SAMPLE_FILE} (AMST format: {LINE_FORMAT}), {AUDIO_DIR}/<id>.wav and "
         f"{FRAMES_DIR}/<id>/ frames"
     )
-    known_options = OPTIONS
-    text_max_length = 128  # code/data/UR-FUNNY/extract_text_tokens.py
     sample_file = SAMPLE_FILE
     audio_dir = AUDIO_DIR
     frames_dir = FRAMES_DIR
@@ -153,17 +148,11 @@ class URFunny(SampleFileDataset):
     official_files = OFFICIAL_FILES
     noun = "segment"
 
-    def __init__(self, source: DataSource | None = None):
-        super().__init__(source)
-        self.split_kind = self.split_choice(SPLIT_CHOICES)
-        self.split_seed = self.int_option("split_seed", 0)
-        self.text_max_length = self.int_option("text_max_length", self.text_max_length, low=2)
-
     def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
         return parse_line(number, raw, full)
 
     def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
-        return amst_split(list(labels), self._fractions, self.split_seed)
+        return amst_split(list(labels), self._fractions, self.options.split_seed)
 
     def split_file_line(self, line: SampleLine) -> str:
         return f"{line.sample}, {line.label}, ### {line.text}"  # gen_urfunny_txt.py's split-file line

@@ -243,7 +243,7 @@ def test_repeated_lines_are_warned_about_and_taken_as_given(tmp_path):
 
 
 def test_unknown_option_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="ave.split: unknown option"):
+    with pytest.raises(UserError, match="ave.split: ave has no option 'split'"):
         adapter(tmp_path, tmp_path / "cache", split="amst")
 
 

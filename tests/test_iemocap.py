@@ -297,7 +297,7 @@ def test_missing_layout_and_bad_options_are_one_clear_error(tmp_path, protocol, 
     (data / "iemocap_all_sample.txt").unlink()
     problems = adapter(data, tmp_path / "cache").check(protocol)
     assert any(str(data / "iemocap_all_sample.txt") in p and "missing" in p for p in problems)
-    with pytest.raises(UserError, match="unknown option"):
+    with pytest.raises(UserError, match="iemocap.max_length: iemocap has no option"):
         adapter(data, tmp_path / "cache", max_length="16")
     with pytest.raises(UserError, match="expected one of random, session, official"):
         adapter(data, tmp_path / "cache", split="speaker")

@@ -147,3 +147,23 @@ def test_cli_runs_two_methods_on_a_manifest(tmp_path):
     runs = smoke_run(tmp_path, "naive,amst-alt", spec, "--cache-dir", str(tmp_path / "c"))
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
     assert all(r["dataset"] == spec for r in runs)
+
+
+def test_bad_option_value_is_one_line_naming_the_flag(tmp_path, capsys):
+    make_manifest(tmp_path / "d", per_class=1)
+    locations = DataLocations(cache_dir=tmp_path / "c", options={"manifest": {"split_seed": "abc"}})
+    with pytest.raises(UserError, match=r"^--set manifest.split_seed: expected an integer, got 'abc'$"):
+        make_adapter(f"manifest:{tmp_path / 'd'}", locations)
+    spec = f"manifest:{tmp_path / 'd'}"
+    assert cli("data", "check", spec, "--set", "manifest.split_seed=abc") == 2
+    assert cli("data", "check", spec, "--set", "manifest.splt=1") == 2
+    out = "".join(capsys.readouterr())
+    assert "Traceback" not in out
+    assert "--set manifest.splt: manifest has no option 'splt' (settable: split_seed, text_max_length)" in out
+
+
+def test_resolved_options_are_every_option_with_its_default(tmp_path):
+    a = make_adapter(
+        f"manifest:{tmp_path}", DataLocations(cache_dir=tmp_path, options={"manifest": {"split_seed": "3"}})
+    )
+    assert a.resolved_options() == {"split_seed": 3, "text_max_length": 128}

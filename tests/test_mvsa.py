@@ -161,7 +161,7 @@ def test_text_max_length_makes_a_new_cache_and_defaults_to_256(tmp_path, protoco
     assert torch.load(second, weights_only=False)["inputs"]["text"].shape[1:] == (2, 12)
     default = make_adapter(f"mvsa:{tmp_path / 'data'}", DataLocations(cache_dir=tmp_path / "c2"))
     default.scan(protocol)
-    assert default.text_max_length == 256
+    assert default.options.text_max_length == 256
 
 
 def test_random_split_is_written_once_reused_and_disjoint(tmp_path, protocol):
@@ -285,7 +285,7 @@ def test_unlabelled_images_are_ignored_with_a_warning(tmp_path, protocol):
 
 
 def test_options_are_checked(tmp_path):
-    with pytest.raises(UserError, match="unknown option"):
+    with pytest.raises(UserError, match="mvsa.splt: mvsa has no option"):
         adapter(tmp_path, tmp_path, splt="official")
     with pytest.raises(UserError, match="expected one of random, official"):
         adapter(tmp_path, tmp_path, split="speaker")

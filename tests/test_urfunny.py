@@ -219,9 +219,9 @@ def test_bad_data_names_the_file_and_leaves_no_cache(tmp_path, breakage, message
     [
         ({"split": "speaker"}, "urfunny.split: expected one of random, official"),
         ({"split_seed": "x"}, "urfunny.split_seed: expected an integer"),
-        ({"text_max_length": "1"}, "urfunny.text_max_length: expected an integer ≥ 2"),
+        ({"text_max_length": "1"}, "urfunny.text_max_length: expected a value ≥ 2"),
         ({"split": "random", "split_dir": "x"}, "split_dir applies to split=official"),
-        ({"speaker": "1"}, "urfunny.speaker: unknown option"),
+        ({"speaker": "1"}, "urfunny.speaker: urfunny has no option 'speaker'"),
     ],
 )
 def test_bad_options_are_one_clear_error(tmp_path, options, message):

@@ -29,6 +29,7 @@ from amst_bench.data.preprocess import (
     DecodeError,
     VisualSettings,
     audio_features,
+    pad_frames,
     visual_frames,
 )
 from amst_bench.data.splits import (
@@ -41,6 +42,7 @@ from amst_bench.data.splits import (
 )
 from amst_bench.data.tensors import DatasetBundle, TensorSplit
 from amst_bench.errors import UserError
+from amst_bench.options import build_options
 from amst_bench.protocol import Protocol
 
 
@@ -103,20 +105,33 @@ class FileDataset:
     audio = AudioSettings()
     visual = VisualSettings()
     layout_help = ""  # one line: what the folder must hold (shown when it is missing)
-    text_max_length = 128  # tokens per text (official scripts: 128 UR-FUNNY/IEMOCAP, 256 MVSA)
 
-    # `--set NAME.OPTION=…` keys the adapter reads; None: the adapter checks its options itself.
-    known_options: tuple[str, ...] | None = None
+    @dataclass(frozen=True)
+    class Options:
+        """`--set NAME.OPTION=…` keys the adapter reads (none by default). An adapter with a
+        `split` and a `split_dir` option gets the split-file rule of `resolve_options`."""
 
     def __init__(self, source: DataSource | None = None):
         self.source = source or DataSource()
-        if self.known_options is not None:
-            unknown = sorted(set(self.source.options) - set(self.known_options))
-            if unknown:
+        self.options = self.resolve_options(self.source.options)
+
+    def resolve_options(self, raw: dict[str, str]) -> Any:
+        """The typed options from `--set` strings: every unknown key or bad value is one line
+        naming the flag. A split_dir alone means the split files (split=official), and a
+        split_dir with another split is refused rather than ignored."""
+        options = build_options(self.Options, raw, owner=self.name)
+        if hasattr(options, "split") and getattr(options, "split_dir", ""):
+            if "split" not in raw:
+                options = dataclasses.replace(options, split="official")
+            elif options.split != "official":
                 raise UserError(
-                    f"--set {self.name}.{unknown[0]}: unknown option; {self.name} reads "
-                    f"{', '.join(self.known_options)}"
+                    f"--set {self.name}.split_dir applies to split=official, not split={options.split}"
                 )
+        return options
+
+    def resolved_options(self) -> dict[str, Any]:
+        """Every option's value, defaults included (recorded with each result)."""
+        return dataclasses.asdict(self.options)
 
     # ------------------------------------------------------------------ for adapters to define
 
@@ -147,7 +162,7 @@ class FileDataset:
         `read(path, problems) -> [(id, label)]` and checked against the dataset: every id must be
         a sample with that label. Accepted as given otherwise; ids in two splits are warned about
         (the official CREMA-D files have 4 clips in both val and test)."""
-        folder = self.split_dir(files, problems)
+        folder = self.split_folder(files, problems)
         if folder is None:
             return {s: [] for s in SPLITS}
         splits = {}
@@ -208,33 +223,9 @@ class FileDataset:
 
     # ------------------------------------------------------------------ options
 
-    def int_option(self, name: str, default: int, low: int | None = None) -> int:
-        """An integer `--set NAME.OPTION=…`; a bad value is one clear error naming the flag."""
-        raw = self.source.options.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise UserError(f"--set {self.name}.{name}: expected an integer, got {raw!r}") from None
-        if low is not None and value < low:
-            raise UserError(f"--set {self.name}.{name}: expected an integer ≥ {low}, got {value}")
-        return value
-
-    def split_choice(self, choices: tuple[str, ...]) -> str:
-        """`--set NAME.split=…` among `choices`; a split_dir alone means the official split files,
-        and a split_dir with another split is refused rather than ignored."""
-        options = self.source.options
-        kind = options.get("split", "official" if options.get("split_dir") else choices[0])
-        if kind not in choices:
-            raise UserError(f"--set {self.name}.split: expected one of {', '.join(choices)}, got {kind!r}")
-        if options.get("split_dir") and kind != "official":
-            raise UserError(f"--set {self.name}.split_dir applies to split=official, not split={kind}")
-        return kind
-
-    def split_dir(self, files: dict[str, str], problems: list[str]) -> Path | None:
+    def split_folder(self, files: dict[str, str], problems: list[str]) -> Path | None:
         """The folder of `--set NAME.split_dir=DIR`, or None with a problem saying what it must hold."""
-        given = self.source.options.get("split_dir", "")
+        given = self.options.split_dir
         folder = Path(given).expanduser()
         if not given or not folder.is_dir():
             problems.append(
@@ -292,7 +283,6 @@ class FileDataset:
         """The tokenizer of --text-model, and the length texts are padded / cut to."""
         from amst_bench.data.text import load_tokenizer, tokenizer_signature
 
-        self.text_max_length = int(self.source.options.get("text_max_length", self.text_max_length))
         self.tokenizer = load_tokenizer(protocol.text_model)
         self.tokenizer_signature = tokenizer_signature(protocol.text_model)
 
@@ -315,13 +305,13 @@ class FileDataset:
         if modality == "text":
             from amst_bench.data.text import tokenize
 
-            return tokenize(self.tokenizer, self.text_of(record), self.text_max_length)
+            return tokenize(self.tokenizer, self.text_of(record), self.options.text_max_length)
         raise DecodeError(f"{path}: no decoder for modality {modality!r}")
 
     def settings(self) -> dict[str, Any]:
         out = {"audio": dataclasses.asdict(self.audio), "visual": dataclasses.asdict(self.visual)}
         if "text" in self.modalities:
-            out["text"] = {"max_length": self.text_max_length, "tokenizer": self.tokenizer_signature}
+            out["text"] = {"max_length": self.options.text_max_length, "tokenizer": self.tokenizer_signature}
         return out
 
     def cache_key(self, records: list[Record], splits: dict[str, list[str]]) -> str:
@@ -363,6 +353,8 @@ class FileDataset:
                 progress(n + 1, len(ordered))
         if decode_problems:
             raise DataProblems(self.name, decode_problems)
+        if "visual" in tensors:  # frames keep their aspect ratio: one padded canvas + true sizes
+            tensors["visual"], tensors["visual_size"] = pad_frames(tensors["visual"])
         shapes = {m: {tuple(t.shape) for t in ts} for m, ts in tensors.items()}
         uneven = [m for m, s in shapes.items() if len(s) > 1]
         if uneven:
@@ -400,7 +392,8 @@ class FileDataset:
             split_name=self.split_name(),
             default_skip=dict(self.default_skip),
             input_shapes={
-                m: tuple(prepare_inputs({m: t[:1]}, False)[m].shape[1:]) for m, t in inputs.items()
+                m: tuple(t.shape[1:])
+                for m, t in prepare_inputs({m: t[:1] for m, t in inputs.items()}, False).items()
             },
             info={
                 "root": str(self.root),
