@@ -382,15 +382,16 @@ def status(results_dir: ResultsOpt = Path("results")) -> None:
     from amst_bench.report.results import ResultStore
 
     store = ResultStore(results_dir)
-    finished = collections.Counter((r["protocol_label"], r["dataset"]) for r in store.load_results())
+    finished = collections.Counter((r.protocol_label, r.dataset) for r in store.load_results())
     for (label, dataset), count in sorted(finished.items()):
         typer.echo(f"finished  {count:4d} run(s)  {dataset}  [{label}]")
-    for p in store.in_progress():
+    resumable = store.in_progress()
+    for p in resumable:
         typer.echo(
-            f"resumable {p['variant']} on {p['dataset']}, seed {p['seed']} [{p['protocol_label']}]: "
-            f"{p['epochs_done']}/{p['epochs']} epochs, best val {p['best_val_acc']:.1%}"
+            f"resumable {p.variant} on {p.dataset}, seed {p.seed} [{p.protocol_label}]: "
+            f"{p.epochs_done}/{p.epochs} epochs, best val {p.best_val_acc:.1%}"
         )
-    if not finished and not store.in_progress():
+    if not finished and not resumable:
         typer.echo(f"no runs in {results_dir}")
 
 

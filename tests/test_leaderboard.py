@@ -1,4 +1,4 @@
-"""Leaderboard rendering from hand-made result dicts (no training)."""
+"""Leaderboard rendering from hand-made results (no training)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,9 @@ import re
 
 from amst_bench.report import reference
 from amst_bench.report.leaderboard import build_leaderboards, summary_for_terminal, write_leaderboards
+from tests.result_factory import make_result
 
 PAPER_HEADING = "## Paper reference"
-
-
-def make_result(variant, dataset="synthetic", seed=0, acc=0.5, *, label="smoke", f1=None, epoch_s=1.0,
-                train_s=None, modality=None, finished=None, split="random-80/10/10", device=None):
-    return {
-        "method": variant.split("[")[0],
-        "variant": variant,
-        "method_config": {},
-        "dataset": dataset,
-        "seed": seed,
-        "protocol_label": label,
-        "split": split,
-        "test": {"accuracy": acc, "macro_f1": acc if f1 is None else f1,
-                 "modality_accuracy": modality or {"audio": 0.6, "visual": 0.5}},
-        "seconds_per_epoch": {"train": epoch_s if train_s is None else train_s, "epoch": epoch_s},
-        "device": device or {"type": "cpu"},
-        "finished": finished or f"2025-01-01T00:00:0{seed}+00:00",
-    }
 
 
 def measured(text: str) -> str:
@@ -218,8 +201,8 @@ def test_write_is_idempotent(tmp_path):
 
 
 def test_timing_profile_results_stay_out_of_the_accuracy_tables():
-    timed = [dict(make_result("naive", "synthetic", 0, 0.42), profile="bench", protocol_label="bench"),
-             dict(make_result("amst-alt", "synthetic", 0, 0.37), profile="bench", protocol_label="bench")]
+    timed = [make_result("naive", "synthetic", 0, 0.42, profile="bench", label="bench"),
+             make_result("amst-alt", "synthetic", 0, 0.37, profile="bench", label="bench")]
     files = build_leaderboards(timed)
     assert "42.0" not in files["accuracy.md"] and "accuracies are not reported" in files["accuracy.md"]
     assert "## Protocol: bench" in files["timing.md"]

@@ -16,6 +16,7 @@ import pandas as pd
 from amst_bench.atomic import atomic_write_text
 from amst_bench.report import reference
 from amst_bench.report.metrics import mean_se
+from amst_bench.report.results import RunResult
 
 METHOD_ORDER = tuple("audio visual text naive ogm-ge pmr mslr mla amst-alt amst-joint amst-full".split())
 DASH = "–"
@@ -29,7 +30,7 @@ CELLS = (
 )
 
 COLUMNS = ["label", "profile", "method", "variant", "dataset", "split", "seed", "finished", "accuracy",
-           "macro_f1", "modality_accuracy", "train_s", "epoch_s", "device"]
+           "macro_f1", "modality_accuracy", "train_s", "epoch_s", "timed_epochs", "device", "cpu"]
 
 # (mean, se or None, n or None): n is None for the paper's numbers.
 Stat = tuple[float, float | None, int | None]
@@ -38,29 +39,29 @@ Stat = tuple[float, float | None, int | None]
 # ---------------------------------------------------------------------------------------------- data
 
 
-def _frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(results: list[RunResult]) -> pd.DataFrame:
     """One row per run, deduplicated so no (variant, column, seed) counts twice within a protocol."""
     rows = []
     for r in results:
-        test = r.get("test") or {}
-        secs = r.get("seconds_per_epoch") or {}
-        device = r.get("device") or {}
+        test = r.test
         rows.append(
             {
-                "label": r.get("protocol_label", "unknown"),
-                "profile": r.get("profile", "unknown"),
-                "method": r["method"],
-                "variant": r.get("variant", r["method"]),
-                "dataset": r["dataset"],
-                "split": r.get("split", "unknown"),
-                "seed": r["seed"],
-                "finished": r.get("finished") or "",
-                "accuracy": _pct(test.get("accuracy")),
-                "macro_f1": _pct(test.get("macro_f1")),
-                "modality_accuracy": {m: _pct(v) for m, v in (test.get("modality_accuracy") or {}).items()},
-                "train_s": secs.get("train"),
-                "epoch_s": secs.get("epoch"),
-                "device": device.get("name") or device.get("type") or "unknown",
+                "label": r.protocol_label,
+                "profile": r.profile,
+                "method": r.method,
+                "variant": r.variant,
+                "dataset": r.dataset,
+                "split": r.split,
+                "seed": r.seed,
+                "finished": r.finished,
+                "accuracy": _pct(test.accuracy) if test else None,
+                "macro_f1": _pct(test.macro_f1) if test else None,
+                "modality_accuracy": {m: _pct(v) for m, v in test.modality_accuracy.items()} if test else {},
+                "train_s": r.seconds_per_epoch.train,
+                "epoch_s": r.seconds_per_epoch.epoch,
+                "timed_epochs": r.seconds_per_epoch.epochs,
+                "device": r.device.label,
+                "cpu": r.device.is_cpu,
             }
         )
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -346,7 +347,7 @@ def _join(blocks: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------- API
 
 
-def build_leaderboards(results: list[dict[str, Any]]) -> dict[str, str]:
+def build_leaderboards(results: list[RunResult]) -> dict[str, str]:
     """File name -> Markdown text for accuracy.md, timing.md, ablation.md and README.md."""
     df = _frame(results)
     return {
@@ -357,7 +358,7 @@ def build_leaderboards(results: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def write_leaderboards(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def write_leaderboards(results: list[RunResult], out_dir: Path) -> list[Path]:
     """Write the files atomically into out_dir (created if needed); returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +369,6 @@ def write_leaderboards(results: list[dict[str, Any]], out_dir: Path) -> list[Pat
     return paths
 
 
-def summary_for_terminal(results: list[dict[str, Any]]) -> str:
+def summary_for_terminal(results: list[RunResult]) -> str:
     """The test-accuracy tables only, per protocol: what the CLI prints after a run."""
     return _join(_accuracy_sections(_frame(results), full=False) or [NO_RESULTS])

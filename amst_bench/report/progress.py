@@ -3,8 +3,6 @@ else (CI logs, pipes) one plain line per finished run and nothing per epoch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,6 +12,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from amst_bench.report.results import RunResult
 
 
 class RichReporter:
@@ -59,13 +59,13 @@ class RichReporter:
             self.task, advance=1, loss=f"{train_loss:.3f}", val=f"{val_acc:.1%}", best=f"{best_val:.1%}"
         )
 
-    def end_run(self, result: dict[str, Any]) -> None:
+    def end_run(self, result: RunResult) -> None:
         self.done_runs += 1
-        test = result["test"]["accuracy"] if result.get("test") else float("nan")
+        test = result.test.accuracy if result.test else float("nan")
         line = (
-            f"[{self.done_runs}/{self.total_runs}] {result['variant']} on {result['dataset']} "
-            f"seed {result['seed']}: test acc {test:.1%} at epoch {result['best_epoch']}, "
-            f"{result['seconds_per_epoch']['epoch']:.2f} s/epoch"
+            f"[{self.done_runs}/{self.total_runs}] {result.variant} on {result.dataset} "
+            f"seed {result.seed}: test acc {test:.1%} at epoch {result.best_epoch}, "
+            f"{result.seconds_per_epoch.epoch:.2f} s/epoch"
         )
         self.console.print(line, highlight=False)
 

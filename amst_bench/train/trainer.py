@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from amst_bench.data.tensors import DatasetBundle, TensorSplit, iterate_batches, num_batches
 from amst_bench.protocol import Protocol
 from amst_bench.report.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
-from amst_bench.report.results import SCHEMA_VERSION, ResultStore
+from amst_bench.report.results import SCHEMA_VERSION, ResultStore, RunProgress, RunResult
 from amst_bench.train.environment import (
     determinism_record,
     device_record,
@@ -38,7 +38,7 @@ from amst_bench.train.runspec import RunSpec, protocol_label
 class EpochReporter(TypingProtocol):
     def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None: ...
     def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None: ...
-    def end_run(self, result: dict[str, Any]) -> None: ...
+    def end_run(self, result: RunResult) -> None: ...
 
 
 class SilentReporter:
@@ -229,20 +229,20 @@ class Trainer:
         self.store.save_result(result)
         self.store.drop_checkpoint(self.spec.run_id)
         self.reporter.end_run(result)
-        return result
+        return result.to_json()
 
-    def _progress(self, state: RunState, epoch: int) -> dict[str, Any]:
+    def _progress(self, state: RunState, epoch: int) -> RunProgress:
         spec = self.spec
-        return {
-            "run_id": spec.run_id,
-            "variant": spec.variant,
-            "dataset": spec.dataset,
-            "seed": spec.seed,
-            "protocol_label": protocol_label(spec.protocol, spec.overrides),
-            "epochs_done": epoch + 1,
-            "epochs": state.protocol.epochs,
-            "best_val_acc": state.best["val_acc"],
-        }
+        return RunProgress(
+            run_id=spec.run_id,
+            variant=spec.variant,
+            dataset=spec.dataset,
+            seed=spec.seed,
+            protocol_label=protocol_label(spec.protocol, spec.overrides),
+            epochs_done=epoch + 1,
+            epochs=state.protocol.epochs,
+            best_val_acc=state.best["val_acc"],
+        )
 
     def _start(self) -> RunState:
         """Seed, build the method and probes, and restore a checkpoint if the run was cut short."""
@@ -339,11 +339,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the record
 
-    def _result(self, method, history: History, best, started: str, device) -> dict[str, Any]:
+    def _result(self, method, history: History, best, started: str, device) -> RunResult:
         spec = self.spec
         n = len(history.epoch_seconds)
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        return {
+        return RunResult.from_json({  # checked against the schema, so readers never refuse it
             "schema": SCHEMA_VERSION,
             "run_id": spec.run_id,
             "config_hash": spec.config_hash,
@@ -372,11 +372,12 @@ class Trainer:
             "seconds_per_epoch": {
                 "train": sum(history.train_seconds) / n,
                 "epoch": sum(history.epoch_seconds) / n,
+                "epochs": n,
             },
             "peak_memory_bytes": peak,
             "embedding_dim": self.embedding_dim,
             "text_encoder": _text_encoder_record(method.model, spec.protocol),
-        }
+        })
 
 
 def _text_encoder_record(model: torch.nn.Module, protocol: Protocol) -> dict[str, Any] | None:
