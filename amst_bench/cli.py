@@ -14,7 +14,7 @@ import typer
 
 from amst_bench import registry
 from amst_bench.data.refs import DataLocations, make_adapter, select_datasets
-from amst_bench.errors import UserError
+from amst_bench.errors import Interrupted, UserError
 from amst_bench.options import option_names
 from amst_bench.protocol import PROFILES, Protocol, apply_overrides, get_profile
 
@@ -338,7 +338,7 @@ def _adapter(dataset: str, opts: DataOptions):
     except ValueError:
         raise UserError(f"DATASET: expected one dataset, got {dataset!r}") from None
     adapter = make_adapter(ref, locations)
-    if not hasattr(adapter, "check"):
+    if not adapter.reads_files:
         raise UserError(f"dataset '{ref}' is generated in memory: nothing to check or prepare")
     return adapter, protocol
 
@@ -423,6 +423,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"amst-bench: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as exc:
+        print(f"amst-bench: {exc}", file=sys.stderr)
+        sys.exit(130)
     except (typer.Abort, KeyboardInterrupt):
         print("amst-bench: interrupted; finished runs are kept and unfinished ones resume", file=sys.stderr)
         sys.exit(130)

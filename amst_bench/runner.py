@@ -14,7 +14,7 @@ from typing import Any
 from amst_bench import registry
 from amst_bench.data.refs import DataLocations, DatasetRef, dataset_root, make_adapter
 from amst_bench.data.tensors import DatasetBundle
-from amst_bench.errors import UnsupportedDataset, UserError
+from amst_bench.errors import Interrupted, UnsupportedDataset, UserError
 from amst_bench.options import build_config
 from amst_bench.protocol import Protocol
 from amst_bench.report.progress import DecodeProgress
@@ -83,7 +83,7 @@ class DatasetCache:
     def get(self, ref: DatasetRef) -> DatasetBundle:
         if ref not in self._bundles:
             adapter = make_adapter(ref, self.locations)
-            if hasattr(adapter, "prepare"):  # files on disk: decoded into the cache the first time
+            if adapter.reads_files:  # files on disk: decoded into the cache the first time
                 with DecodeProgress(f"preparing {ref}") as progress:
                     bundle = adapter.load(self.protocol, progress)
             else:
@@ -116,6 +116,40 @@ def execute(
     store.ensure_writable()
     locations = locations or DataLocations.from_environment()
     outcome = GridOutcome()
+    try:
+        _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupt_message(specs, store, outcome)) from None
+    return outcome
+
+
+def interrupt_message(specs: list[RunSpec], store: ResultStore, outcome: GridOutcome) -> str:
+    """What an interrupted grid kept and how to go on: finished runs stay, the run in progress
+    resumes from its last epoch checkpoint when the same command is run again."""
+    done = len(outcome.results)
+    parts = [f"interrupted; {done} run(s) finished in this session are kept in {store.root}"]
+    finished = {r["run_id"] if isinstance(r, dict) else r.run_id for r in outcome.results}
+    current = next(
+        (s for s in specs if s.run_id not in finished and s not in outcome.skipped
+         and not store.has_result(s.run_id)),
+        None,
+    )
+    if current is not None:
+        meta = next((p for p in store.in_progress() if _field(p, "run_id") == current.run_id), None)
+        if meta is not None:
+            done_epochs, epochs = _field(meta, "epochs_done"), _field(meta, "epochs")
+            parts.append(f"{current.label} is checkpointed at epoch {done_epochs}/{epochs}")
+        else:
+            parts.append(f"{current.label} had no checkpoint yet and starts over")
+    parts.append("run the same command again to resume")
+    return "; ".join(parts)
+
+
+def _field(record: Any, name: str) -> Any:
+    return record[name] if isinstance(record, dict) else getattr(record, name)
+
+
+def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome) -> None:
     datasets: dict[Protocol, DatasetCache] = {}
     for spec in specs:
         if store.has_result(spec.run_id) and not force:
@@ -135,4 +169,3 @@ def execute(
             if strict:
                 raise
             outcome.unsupported.append((spec, str(exc)))
-    return outcome
