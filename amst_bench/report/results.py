@@ -54,6 +54,12 @@ class Timing:
     epoch: float
     epochs: int
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ResultFormatError(
+                f"field 'seconds_per_epoch.epochs': expected at least 1, got {self.epochs}"
+            )
+
 
 @dataclass(frozen=True)
 class Device:
