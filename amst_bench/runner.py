@@ -9,18 +9,21 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amst_bench import registry
+from amst_bench.atomic import atomic_write_text
 from amst_bench.data.refs import DataLocations, DatasetRef, dataset_root, make_adapter
 from amst_bench.data.tensors import DatasetBundle
 from amst_bench.errors import Interrupted, UnsupportedDataset, UserError
+from amst_bench.locks import RunLock
 from amst_bench.options import build_config
 from amst_bench.protocol import Protocol
 from amst_bench.report.progress import DecodeProgress
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import EpochReporter, Trainer
+from amst_bench.train.trainer import EpochReporter, SilentReporter, Trainer
 
 _warmed_up: set[tuple[str, str]] = set()
 
@@ -100,6 +103,7 @@ class GridOutcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[RunSpec] = field(default_factory=list)
     unsupported: list[tuple[RunSpec, str]] = field(default_factory=list)
+    busy: list[RunSpec] = field(default_factory=list)  # being trained by another process
 
 
 def execute(
@@ -116,6 +120,7 @@ def execute(
     store.ensure_writable()
     locations = locations or DataLocations.from_environment()
     outcome = GridOutcome()
+    reporter = reporter or SilentReporter()
     try:
         _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome)
     except KeyboardInterrupt:
@@ -154,18 +159,41 @@ def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locati
     for spec in specs:
         if store.has_result(spec.run_id) and not force:
             outcome.skipped.append(spec)
-            if hasattr(reporter, "skipped"):
-                reporter.skipped(spec)
+            reporter.skipped(spec)
             continue
-        if force:
-            store.drop_checkpoint(spec.run_id)
-        cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol, locations))
-        bundle = cache.get(spec.dataset_ref)
-        try:
-            warm_up(spec, bundle)
-            trainer = Trainer(spec, bundle, store, reporter, checkpoint_every)
-            outcome.results.append(trainer.run())
-        except UnsupportedDataset as exc:
-            if strict:
-                raise
-            outcome.unsupported.append((spec, str(exc)))
+        with RunLock(store.root / "locks" / f"{spec.run_id}.lock") as held:
+            if not held:
+                outcome.busy.append(spec)
+                reporter.busy(spec)
+                continue
+            if store.has_result(spec.run_id) and not force:  # finished by another process meanwhile
+                outcome.skipped.append(spec)
+                reporter.skipped(spec)
+                continue
+            if force:
+                start_forced(store, spec.run_id)
+            cache = datasets.setdefault(spec.protocol, DatasetCache(spec.protocol, locations))
+            bundle = cache.get(spec.dataset_ref)
+            try:
+                warm_up(spec, bundle)
+                trainer = Trainer(spec, bundle, store, reporter, checkpoint_every)
+                outcome.results.append(trainer.run())
+            except UnsupportedDataset as exc:
+                if strict:
+                    raise
+                outcome.unsupported.append((spec, str(exc)))
+            forced_marker(store, spec.run_id).unlink(missing_ok=True)
+
+
+def forced_marker(store: ResultStore, run_id: str) -> Path:
+    return store.checkpoints_dir / f"{run_id}.forced"
+
+
+def start_forced(store: ResultStore, run_id: str) -> None:
+    """`--force` redoes a run whose result exists. A checkpoint left by an earlier *forced* attempt
+    is resumed (it is already the redo); any other checkpoint is older than the result and dropped.
+    The stored result stays until the new one replaces it."""
+    marker = forced_marker(store, run_id)
+    if not marker.exists():
+        store.drop_checkpoint(run_id)
+        atomic_write_text(marker, "a --force run: its checkpoint is resumed by the next --force\n")

@@ -76,6 +76,13 @@ class RichReporter:
             highlight=False,
         )
 
+    def busy(self, spec) -> None:
+        self.done_runs += 1
+        self.console.print(
+            f"[{self.done_runs}/{self.total_runs}] {spec.label}: another process is training it",
+            highlight=False,
+        )
+
 
 class DecodeProgress:
     """A bar while a dataset is decoded into its cache (terminal only; silent otherwise)."""

@@ -39,6 +39,8 @@ class EpochReporter(TypingProtocol):
     def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None: ...
     def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None: ...
     def end_run(self, result: RunResult) -> None: ...
+    def skipped(self, spec: RunSpec) -> None: ...
+    def busy(self, spec: RunSpec) -> None: ...
 
 
 class SilentReporter:
@@ -49,6 +51,12 @@ class SilentReporter:
         pass
 
     def end_run(self, result):
+        pass
+
+    def skipped(self, spec):
+        pass
+
+    def busy(self, spec):
         pass
 
 
