@@ -55,7 +55,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from amst_bench.data.files import DataSource, FileDataset, Record
+from amst_bench.data.adapter import DataSource
+from amst_bench.data.files import FileDataset, Record
 from amst_bench.data.splits import SPLITS, is_number, overlaps, read_lines
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset

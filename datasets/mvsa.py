@@ -70,7 +70,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amst_bench.data.files import DataSource, FileDataset, Record
+from amst_bench.data.adapter import DataSource
+from amst_bench.data.files import FileDataset, Record
 from amst_bench.data.preprocess import DecodeError
 from amst_bench.data.splits import SPLITS, overlaps, random_split, read_split_folder, write_split_files
 from amst_bench.errors import UserError

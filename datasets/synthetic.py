@@ -11,14 +11,12 @@ So audio dominates early joint training while visual holds the information audio
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from amst_bench.data.adapter import DatasetAdapter, Progress
 from amst_bench.data.tensors import DatasetBundle, TensorSplit
-from amst_bench.options import build_options
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -88,25 +86,15 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> t
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
-class SyntheticAV:
-    """Synthetic audio + visual data with built-in imbalance (audio fast but unreliable)."""
+class SyntheticAV(DatasetAdapter):
+    """Synthetic audio + visual data with built-in imbalance (audio fast but unreliable). Generated
+    in memory: a data folder or cache, if given, is not used (and `--set synthetic.X` is refused)."""
 
     description = "synthetic audio+visual, 6 classes, generated in memory (the default)"
     with_text = False
     default_skip = {"audio": 3, "visual": 1}
 
-    @dataclass(frozen=True)
-    class Options:
-        """None: the generator's settings come from the protocol (synthetic_samples, …)."""
-
-    def __init__(self, source=None):
-        """Generated in memory: a data folder or cache, if given, is not used; an option is refused."""
-        self.options = build_options(self.Options, dict(getattr(source, "options", None) or {}), self.name)
-
-    def resolved_options(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.options)
-
-    def load(self, protocol: Protocol) -> DatasetBundle:
+    def load(self, protocol: Protocol, progress: Progress | None = None) -> DatasetBundle:
         spec = SyntheticSpec(
             audio_shape=tuple(protocol.synthetic_audio_shape), image_size=protocol.synthetic_image_size
         )
@@ -125,6 +113,7 @@ class SyntheticAV:
             class_names=tuple(f"class{i}" for i in range(spec.num_classes)),
             split_name="random-80/10/10",
             default_skip=dict(self.default_skip),
+            options=self.resolved_options(),
             input_shapes={m: tuple(t.shape[1:]) for m, t in inputs.items()},
             info={"generator": vars(spec) | {"samples": protocol.synthetic_samples},
                   "text_vocab_size": spec.text_vocab_size if self.with_text else 0},

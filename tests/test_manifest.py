@@ -167,3 +167,26 @@ def test_resolved_options_are_every_option_with_its_default(tmp_path):
         f"manifest:{tmp_path}", DataLocations(cache_dir=tmp_path, options={"manifest": {"split_seed": "3"}})
     )
     assert a.resolved_options() == {"split_seed": 3, "text_max_length": 128}
+
+
+def test_the_bundle_records_the_resolved_options(tmp_path):
+    make_manifest(tmp_path / "d")
+    locations = DataLocations(cache_dir=tmp_path / "c", options={"manifest": {"split_seed": "2"}})
+    bundle = make_adapter(f"manifest:{tmp_path / 'd'}", locations).load(PROTOCOL)
+    assert bundle.options == {"split_seed": 2, "text_max_length": 128}
+    assert bundle.describe()["options"] == bundle.options  # the result's dataset_info holds them
+
+
+def test_every_adapter_declares_what_it_does(tmp_path):
+    from amst_bench import registry
+    from amst_bench.data.adapter import DatasetAdapter
+
+    for name in registry.datasets.names():
+        cls = registry.datasets.get(name)
+        assert issubclass(cls, DatasetAdapter), name
+        assert cls.reads_files == (not name.startswith("synthetic")), name
+    synthetic = registry.datasets.get("synthetic")()
+    assert synthetic.check(PROTOCOL) == [] and synthetic.prepare(PROTOCOL) is None
+    assert synthetic.resolved_options() == {}
+    with pytest.raises(UserError, match="--set synthetic.samples: synthetic has no option 'samples'"):
+        make_adapter("synthetic", DataLocations(options={"synthetic": {"samples": "9"}}))

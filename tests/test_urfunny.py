@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import amst_bench.datasets.urfunny  # noqa: F401  (registers `urfunny` in-process)
-from amst_bench.data.files import DataSource
+from amst_bench.data.adapter import DataSource
 from amst_bench.data.refs import DataLocations, make_adapter
 from amst_bench.data.splits import SPLITS
 from amst_bench.data.text import load_tokenizer, tokenize
@@ -87,7 +87,7 @@ def test_check_prepare_load(setup):
     inputs = bundle.train.inputs
     assert inputs["text"].shape[1:] == (2, 16) and inputs["text"].dtype == torch.int32
     assert inputs["audio"].shape[1:] == (1024, 128) and inputs["audio"].dtype == torch.float16
-    assert inputs["visual"].shape[1:] == (3, 3, 224, 224) and inputs["visual"].dtype == torch.uint8
+    assert inputs["visual"].shape[1:] == (3, 3, 30, 40) and inputs["visual"].dtype == torch.uint8
     # each segment's tokens are its own text, and its class index its label (1 → FUNNY = 0)
     tokenizer = load_tokenizer(protocol.text_model)
     expected = {c: tokenize(tokenizer, TEXTS[c], 16) for c in TEXTS}

@@ -16,13 +16,14 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from amst_bench.atomic import atomic_torch_save
+from amst_bench.data.adapter import DatasetAdapter
 from amst_bench.data.augment import prepare_inputs
 from amst_bench.data.preprocess import (
     AudioSettings,
@@ -42,7 +43,6 @@ from amst_bench.data.splits import (
 )
 from amst_bench.data.tensors import DatasetBundle, TensorSplit
 from amst_bench.errors import UserError
-from amst_bench.options import build_options
 from amst_bench.protocol import Protocol
 
 
@@ -62,16 +62,6 @@ class Record:
     label: str
     sources: dict[str, Path]
     split: str | None = None
-
-
-@dataclass
-class DataSource:
-    """Where a dataset lives and where its cache goes (from `--datasets name:PATH`, --data-root,
-    --cache-dir)."""
-
-    root: Path | None = None
-    cache_dir: Path = Path("cache")
-    options: dict[str, str] = field(default_factory=dict)
 
 
 class DataProblems(UserError):
@@ -95,31 +85,19 @@ def _file_signature(path: Path) -> list:
     return [path.name, stat.st_size, stat.st_mtime_ns]
 
 
-class FileDataset:
+class FileDataset(DatasetAdapter):
     """Base class of adapters over files on disk."""
 
-    name = ""
-    description = ""
-    modalities: tuple[str, ...] = ()
-    default_skip: dict[str, int] = {}
+    reads_files = True
     audio = AudioSettings()
     visual = VisualSettings()
     layout_help = ""  # one line: what the folder must hold (shown when it is missing)
 
-    @dataclass(frozen=True)
-    class Options:
-        """`--set NAME.OPTION=…` keys the adapter reads (none by default). An adapter with a
-        `split` and a `split_dir` option gets the split-file rule of `resolve_options`."""
-
-    def __init__(self, source: DataSource | None = None):
-        self.source = source or DataSource()
-        self.options = self.resolve_options(self.source.options)
-
     def resolve_options(self, raw: dict[str, str]) -> Any:
-        """The typed options from `--set` strings: every unknown key or bad value is one line
-        naming the flag. A split_dir alone means the split files (split=official), and a
-        split_dir with another split is refused rather than ignored."""
-        options = build_options(self.Options, raw, owner=self.name)
+        """As for every adapter; and for an adapter with `split` and `split_dir` options, a
+        split_dir alone means the split files (split=official), and a split_dir with another
+        split is refused rather than ignored."""
+        options = super().resolve_options(raw)
         if hasattr(options, "split") and getattr(options, "split_dir", ""):
             if "split" not in raw:
                 options = dataclasses.replace(options, split="official")
@@ -128,10 +106,6 @@ class FileDataset:
                     f"--set {self.name}.split_dir applies to split=official, not split={options.split}"
                 )
         return options
-
-    def resolved_options(self) -> dict[str, Any]:
-        """Every option's value, defaults included (recorded with each result)."""
-        return dataclasses.asdict(self.options)
 
     # ------------------------------------------------------------------ for adapters to define
 
@@ -391,6 +365,7 @@ class FileDataset:
             class_names=tuple(payload["classes"]),
             split_name=self.split_name(),
             default_skip=dict(self.default_skip),
+            options=self.resolved_options(),
             input_shapes={
                 m: tuple(t.shape[1:])
                 for m, t in prepare_inputs({m: t[:1] for m, t in inputs.items()}, False).items()

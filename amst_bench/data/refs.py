@@ -89,7 +89,7 @@ def dataset_root(ref: DatasetRef, locations: DataLocations) -> Path | None:
 
 def make_adapter(ref: DatasetRef | str, locations: DataLocations):
     """The adapter instance for a dataset reference, pointed at its folder and cache."""
-    from amst_bench.data.files import DataSource
+    from amst_bench.data.adapter import DataSource
 
     if isinstance(ref, str):
         ref = DatasetRef.parse(ref)

@@ -48,6 +48,8 @@ class DatasetBundle:
     prepare: Callable[[dict[str, torch.Tensor], bool], dict[str, torch.Tensor]] | None = None
     # The folder the files were read from: provenance recorded with each result, not identity.
     source: str | None = None
+    # The adapter's resolved options (every `--set NAME.OPTION` value, defaults included).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class DatasetBundle:
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "input_shapes": {m: list(s) for m, s in self.input_shapes.items()},
             "source": self.source,
+            "options": dict(self.options),
             **self.info,
         }
 
