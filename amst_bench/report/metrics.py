@@ -1,12 +1,17 @@
-"""Classification metrics and the across-seed aggregate (mean ± standard error)."""
+"""Classification metrics and the across-seed aggregate (mean ± standard error).
+
+torch is imported where tensors are used, so reading results (`status`, `leaderboard`) never loads it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -34,6 +39,8 @@ def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
 
 def macro_f1(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
     """Unweighted mean of per-class F1 over classes present in labels or predictions."""
+    import torch
+
     preds, labels = preds.long().cpu(), labels.long().cpu()
     idx = labels * num_classes + preds
     cm = torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
@@ -48,12 +55,16 @@ def macro_f1(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> flo
 
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of softmax(logits) per sample."""
+    import torch
+
     log_p = torch.log_softmax(logits.float(), dim=1)
     return -(log_p.exp() * log_p).sum(1)
 
 
 def class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
     """Mean of `values` over the samples of each class (None for a class with no sample)."""
+    import torch
+
     values, labels = values.double().cpu(), labels.long().cpu()
     sums = torch.bincount(labels, weights=values, minlength=num_classes)
     counts = torch.bincount(labels, minlength=num_classes)

@@ -3,6 +3,8 @@ else (CI logs, pipes) one plain line per finished run and nothing per epoch."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -15,9 +17,13 @@ from rich.progress import (
 
 from amst_bench.report.results import RunResult
 
+if TYPE_CHECKING:
+    from amst_bench.train.runspec import RunSpec
+
 
 class RichReporter:
-    """Reports grid progress; use as a context manager around a grid of runs."""
+    """Reports grid progress (implements amst_bench.train.trainer.EpochReporter); use as a context
+    manager around a grid of runs."""
 
     def __init__(self, total_runs: int, console: Console | None = None):
         self.console = console or Console(stderr=True)
@@ -44,11 +50,13 @@ class RichReporter:
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
 
-    def start_run(self, spec, epochs: int, first_epoch: int) -> None:
+    def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
         label = f"[{self.done_runs + 1}/{self.total_runs}] {spec.label}"
         if first_epoch:
+            self.console.print(f"{label}: resumed from its checkpoint, {first_epoch}/{epochs} epochs done",
+                               highlight=False)
             label += f" (resumed at epoch {first_epoch})"
         self.task = self.progress.add_task(
             label, total=epochs, completed=first_epoch, loss="-", val="-", best="-"
@@ -69,14 +77,14 @@ class RichReporter:
         )
         self.console.print(line, highlight=False)
 
-    def skipped(self, spec) -> None:
+    def skipped(self, spec: RunSpec) -> None:
         self.done_runs += 1
         self.console.print(
             f"[{self.done_runs}/{self.total_runs}] {spec.label}: already done (use --force to redo)",
             highlight=False,
         )
 
-    def busy(self, spec) -> None:
+    def busy(self, spec: RunSpec) -> None:
         self.done_runs += 1
         self.console.print(
             f"[{self.done_runs}/{self.total_runs}] {spec.label}: another process is training it",

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from amst_bench.atomic import atomic_torch_save, atomic_write_json
 from amst_bench.errors import UserError
 from amst_bench.report.metrics import Evaluation
@@ -366,6 +364,8 @@ class ResultStore:
         path = self.checkpoint_path(run_id)
         if not path.is_file():
             return None
+        import torch  # only here, so reading results never loads it
+
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception:
