@@ -20,17 +20,24 @@ Notes / deviations:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from amst_bench.data.tensors import Batch
-from amst_bench.methods.amst_skip import SkipOptions, SkippingMethod
+from amst_bench.methods.amst_common import (
+    SkipOptions,
+    joint_update,
+    mean_loss,
+    schedule_from,
+    skip_record,
+)
+from amst_bench.options import option
 from amst_bench.registry import register_method
-from amst_bench.train.method import Prediction, StepOutput
+from amst_bench.train.method import Method, Prediction, StepOutput
 from amst_bench.train.models import build_head
-from amst_bench.train.updates import alternating_update, joint_update, mean_loss
+from amst_bench.train.updates import alternating_update
 
 
 @dataclass(frozen=True)
@@ -38,13 +45,23 @@ class AmstFullOptions(SkipOptions):
     """joint_loss: 'official' (per-modality losses on the joint module, as Table 1 ran) or
     'paper' (one joint loss on the sub-head, as §3.3 describes)."""
 
-    joint_loss: str = field(default="official", metadata={"choices": ("official", "paper")})
+    joint_loss: str = option("official", choices=("official", "paper"))
 
 
 @register_method("amst-full")
-class AmstFull(SkippingMethod):
+class AmstFull(Method):
     description = "AMST full: alternating + joint modules, logits averaged, skip training"
     Config = AmstFullOptions
+
+    def __init__(self, config, ctx):
+        self.schedule = schedule_from(config, ctx.modalities, ctx.dataset.default_skip)
+        super().__init__(config, ctx)
+
+    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
+        return self.schedule.active(epoch, self.modalities)
+
+    def resolved_options(self):
+        return skip_record(self.config, self.schedule)
 
     def build_model(self) -> nn.ModuleDict:
         ctx = self.ctx

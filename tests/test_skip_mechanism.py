@@ -5,27 +5,47 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amst_bench.methods.amst_skip import resolve_skip, trained_modalities
+from amst_bench import registry
+from amst_bench.errors import UserError
+from amst_bench.methods.amst_common import SkipSchedule
+from amst_bench.options import build_config
 from tests.helpers import changed, first_batch, make_method, snapshot
+
+AV = ("audio", "visual")
 
 
 def test_audio_with_skip_5_trains_exactly_20_of_100_epochs_from_epoch_0():
-    factors = resolve_skip(("audio", "visual"), {"audio": 5}, {}, enabled=True)
-    audio_epochs = [e for e in range(100) if "audio" in trained_modalities(e, factors)]
+    schedule = SkipSchedule.resolve(AV, {"audio": 5}, {}, enabled=True)
+    audio_epochs = [e for e in range(100) if "audio" in schedule.active(e, AV)]
     assert audio_epochs == list(range(0, 100, 5))
+    assert audio_epochs == [e for e in range(100) if schedule.trains("audio", e)]
     assert len(audio_epochs) == 20
-    assert all("visual" in trained_modalities(e, factors) for e in range(100))
+    assert all("visual" in schedule.active(e, AV) for e in range(100))
 
 
-def test_skip_defaults_come_from_dataset_and_disabling_gives_ones():
-    assert resolve_skip(("audio", "visual"), None, {"audio": 5}, enabled=True) == {"audio": 5, "visual": 1}
-    assert resolve_skip(("audio", "visual"), {"audio": 5}, {}, enabled=False) == {"audio": 1, "visual": 1}
+def test_skip_defaults_come_from_dataset_and_disabling_trains_everything():
+    assert SkipSchedule.resolve(AV, None, {"audio": 5}).skip == {"audio": 5, "visual": 1}
+    off = SkipSchedule.resolve(AV, {"audio": 5}, {}, enabled=False)
+    assert off.skip == {"audio": 5, "visual": 1} and off.effective() == {"audio": 1, "visual": 1}
+    assert all(off.active(e, AV) == AV for e in range(10))
+    with pytest.raises(UserError, match="the dataset has only"):
+        SkipSchedule.resolve(AV, {"text": 2}, {})
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_skip_values_below_one_are_refused_by_the_option_metadata(value):
+    for name in ("amst-alt", "amst-joint", "amst-full"):
+        with pytest.raises(UserError, match=f"--set {name}.skip.audio: expected a value ≥ 1"):
+            build_config(registry.methods.get(name), {"skip.audio": value})
+    with pytest.raises(UserError):
+        SkipSchedule({"audio": 0})
 
 
 @pytest.mark.parametrize("name", ["amst-alt", "amst-joint", "amst-full"])
 def test_method_schedule_matches_rule(name):
     method, _ = make_method(name)
-    method.skip_factors = {"audio": 5, "visual": 1}
+    assert isinstance(method.schedule, SkipSchedule)  # held, not inherited
+    method.schedule = SkipSchedule({"audio": 5, "visual": 1})
     assert [e for e in range(100) if "audio" in method.trained_modalities(e)] == list(range(0, 100, 5))
 
 

@@ -1,7 +1,7 @@
-"""Update rules that several methods share: the alternating module and the joint (sub-head) step.
+"""Update rules that several unrelated methods share: the alternating update (MLA and AMST).
 
-Both follow the official AMST code: `alter_train` in `code/amst_alt.py` and `joint_train` in
-`code/amst_joint.py`.
+It follows the official AMST code, `alter_train` in `code/amst_alt.py` (MLA's `mla_new.py` is the
+same loop). AMST-only updates live next to the AMST plugins (methods/amst_common.py).
 """
 
 from __future__ import annotations
@@ -41,26 +41,3 @@ def alternating_update(
             Method.step(optimizers, loss, lambda m=m: before_step(m))
         losses.append(loss.detach())
     return losses
-
-
-def joint_update(
-    embeddings: dict[str, torch.Tensor],
-    head: nn.Module,
-    optimizers: list[torch.optim.Optimizer],
-    labels: torch.Tensor,
-    trained: Iterable[str],
-) -> list[torch.Tensor]:
-    """One loss on the sub-head of the trained modalities (their weight blocks, b/n each); no
-    update when every modality is skipped this epoch (as the official code). Returns the
-    detached loss, as a list like `alternating_update`."""
-    active = {m: embeddings[m] for m in sorted(trained)}
-    if not active:
-        return []
-    logits, _ = head(active)
-    loss = F.cross_entropy(logits, labels)
-    Method.step(optimizers, loss)
-    return [loss.detach()]
-
-
-def mean_loss(losses: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tensor:
-    return torch.stack(losses).mean() if losses else fallback.detach()
