@@ -56,7 +56,7 @@ def test_check_prepare_and_load(tmp_path):
     assert bundle.train.inputs["audio"].dtype == torch.float16
     assert bundle.train.inputs["audio"].shape[1:] == (1024, 128)
     assert bundle.train.inputs["visual"].dtype == torch.uint8
-    assert bundle.train.inputs["visual"].shape[1:] == (3, 3, 224, 224)
+    assert bundle.train.inputs["visual"].shape[1:] == (3, 3, 30, 40)  # 40×30 frames, as stored
 
 
 def test_annotations_without_header_as_in_the_github_copy(tmp_path):

@@ -112,7 +112,7 @@ def test_check_prepare_and_load(tmp_path, protocol, text_model):
         assert counts == ([8] * 5 if s == "train" else [1] * 5)
     inputs = bundle.train.inputs
     assert inputs["audio"].dtype == torch.float16 and inputs["audio"].shape[1:] == (1024, 128)
-    assert inputs["visual"].dtype == torch.uint8 and inputs["visual"].shape[1:] == (3, 3, 224, 224)
+    assert inputs["visual"].dtype == torch.uint8 and inputs["visual"].shape[1:] == (3, 3, 30, 40)
     assert inputs["text"].dtype == torch.int32 and inputs["text"].shape[1:] == (2, 16)
     # the text of each sample is its transcript in the sample file, labels its code
     payload = torch.load(path, weights_only=False)

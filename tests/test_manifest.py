@@ -89,7 +89,7 @@ def test_visual_and_text_manifest(tmp_path):
     protocol = dataclasses.replace(PROTOCOL, text_model=str(make_text_model(tmp_path / "tm")))
     bundle = adapter(tmp_path / "d", tmp_path / "c").load(protocol)
     assert bundle.modalities == ("text", "visual")
-    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 224, 224)
+    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 30, 40)  # 40×30 images, as stored
     assert bundle.train.inputs["text"].shape[1:] == (2, 128) and bundle.train.inputs["text"].dtype.is_signed
 
 
@@ -97,7 +97,7 @@ def test_single_images_as_visual(tmp_path):
     make_manifest(tmp_path / "d", columns=("visual",), frames_as_folder=False)
     bundle = adapter(tmp_path / "d", tmp_path / "c").load(PROTOCOL)
     assert bundle.modalities == ("visual",)
-    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 224, 224)
+    assert bundle.train.inputs["visual"].shape[1:] == (1, 3, 30, 40)  # 40×30 images, as stored
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,20 @@
 """Turning cached compact tensors into model inputs on the device, with training augmentation.
 
-The official code augments each training frame independently with RandomResizedCrop(224) +
-RandomHorizontalFlip and normalises with ImageNet statistics (evaluation: Resize(224, 224) +
-the same normalisation). Here frames are cached at 224×224 (uint8), so the crop is taken from
-that resized frame rather than the original image, and resampled with bilinear `roi_align` (no
-antialiasing): per-frame random boxes drawn exactly like RandomResizedCrop.get_params (scale
-0.08–1, log-uniform ratio 3/4–4/3, ten tries, then the whole frame), batched on the device, with
-no Python work per sample. Audio fbank is cached as float16 and becomes [B, 1, T, F] float32.
+The official code transforms each frame of the original image: training RandomResizedCrop(224)
+(scale 0.08–1, ratio 3/4–4/3) + RandomHorizontalFlip, evaluation Resize((224, 224)), both then
+normalised with ImageNet statistics. Frames are cached with their aspect ratio in a padded canvas
+with each frame's true (h, w) (`visual_size`, see amst_bench.data.preprocess), so:
+  training    one box per frame drawn exactly as RandomResizedCrop.get_params on the frame's true
+              size (ten tries, then the centre crop clamped to the ratio range), resampled with
+              bilinear `roi_align` over an adaptive sample grid (about one sample per source pixel:
+              plain bilinear when enlarging, an area average when shrinking, close to PIL's
+              antialiased bilinear); the padding is first overwritten by the frame's edge pixels,
+              so sampling at the true border clamps like PIL and never reads padding;
+  evaluation  each true region resized to 224×224 with antialiased bilinear interpolation, exactly
+              torchvision's Resize((224, 224), antialias=True); one call per distinct frame size
+              (one in all for datasets with a single video size).
+All of it batched on the device, with no Python work per sample in training. Audio fbank is cached
+as float16 and becomes [B, 1, T, F] float32.
 """
 
 from __future__ import annotations
@@ -14,49 +22,108 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+OUTPUT_SIZE = 224  # the encoders' input: RandomResizedCrop(224) / Resize((224, 224))
+SIZE_KEY = "visual_size"  # the cached true (h, w) of each frame, [N, T, 2]; consumed here
 
 
 def random_resized_boxes(
-    n: int,
-    height: int,
-    width: int,
-    device: torch.device,
+    heights: torch.Tensor,
+    widths: torch.Tensor,
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     tries: int = 10,
 ) -> torch.Tensor:
-    """[n, 4] boxes (x1, y1, x2, y2) sampled as torchvision's RandomResizedCrop.get_params."""
-    area = height * width
-    target = area * torch.empty(n, tries, device=device).uniform_(*scale)
+    """[n, 4] boxes (x1, y1, x2, y2), one per frame of true size heights[i] × widths[i], drawn as
+    torchvision's RandomResizedCrop.get_params."""
+    device = heights.device
+    height = heights.to(torch.float32).unsqueeze(1)
+    width = widths.to(torch.float32).unsqueeze(1)
+    n = height.shape[0]
+    target = height * width * torch.empty(n, tries, device=device).uniform_(*scale)
     log_r = torch.empty(n, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]))
     aspect = torch.exp(log_r)
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
     valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    first = torch.where(valid.any(1), valid.float().argmax(1), torch.full((n,), -1, device=device))
-    rows = torch.arange(n, device=device)
-    pick = first.clamp_min(0)
-    w = torch.where(first >= 0, w[rows, pick], torch.full((n,), float(width), device=device))
-    h = torch.where(first >= 0, h[rows, pick], torch.full((n,), float(height), device=device))
+    found = valid.any(1)
+    pick = valid.to(torch.uint8).argmax(1).unsqueeze(1)  # the first valid try
+    w, h = w.gather(1, pick).squeeze(1), h.gather(1, pick).squeeze(1)
+    height, width = height.squeeze(1), width.squeeze(1)
+    # No valid try: torchvision's fallback, the centre crop with the ratio clamped to the range.
+    in_ratio = width / height
+    fallback_w = torch.where(in_ratio > ratio[1], torch.round(height * ratio[1]), width)
+    fallback_h = torch.where(in_ratio < ratio[0], torch.round(width / ratio[0]), height)
+    w = torch.where(found, w, fallback_w)
+    h = torch.where(found, h, fallback_h)
     top = torch.floor(torch.rand(n, device=device) * (height - h + 1))
     left = torch.floor(torch.rand(n, device=device) * (width - w + 1))
+    top = torch.where(found, top, torch.div(height - h, 2, rounding_mode="floor"))
+    left = torch.where(found, left, torch.div(width - w, 2, rounding_mode="floor"))
     return torch.stack([left, top, left + w, top + h], dim=1)
 
 
-def augment_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-frame random resized crop + horizontal flip of float frames [N, 3, H, W]."""
-    n, _, height, width = frames.shape
-    boxes = random_resized_boxes(n, height, width, frames.device)
-    indexed = torch.cat([torch.arange(n, device=frames.device, dtype=boxes.dtype).unsqueeze(1), boxes], 1)
+def fill_padding(frames: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Frames [n, C, H, W] whose padding (beyond each frame's true size, [n, 2] (h, w)) repeats the
+    last true row and column, so bilinear sampling at the true border reads only true pixels."""
+    n, c, height, width = frames.shape
+    if bool((sizes[:, 0] == height).all() and (sizes[:, 1] == width).all()):
+        return frames
+    sizes = sizes.to(frames.device, torch.long)
+    cols = torch.minimum(torch.arange(width, device=frames.device), sizes[:, 1:2] - 1)  # [n, W]
+    rows = torch.minimum(torch.arange(height, device=frames.device), sizes[:, 0:1] - 1)  # [n, H]
+    frames = frames.gather(3, cols.view(n, 1, 1, width).expand(n, c, height, width))
+    return frames.gather(2, rows.view(n, 1, height, 1).expand(n, c, height, width))
+
+
+def augment_frames(
+    frames: torch.Tensor,
+    sizes: torch.Tensor,
+    size: int = OUTPUT_SIZE,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.5,
+) -> torch.Tensor:
+    """Per-frame RandomResizedCrop(size, scale, ratio) of each frame's true region + horizontal flip
+    with probability `flip`: frames [n, C, H, W] (padded canvas), sizes [n, 2] true (h, w)."""
+    n = frames.shape[0]
+    sizes = sizes.to(frames.device)
+    boxes = random_resized_boxes(sizes[:, 0], sizes[:, 1], scale, ratio)
+    index = torch.arange(n, device=frames.device, dtype=boxes.dtype).unsqueeze(1)
     out = roi_align(
-        frames, indexed, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2, aligned=True
+        fill_padding(frames, sizes),
+        torch.cat([index, boxes.to(frames.dtype)], 1),
+        output_size=(size, size),
+        spatial_scale=1.0,
+        sampling_ratio=0,  # adaptive: ceil(box side / size) samples per output pixel and axis
+        aligned=True,
     )
-    flip = torch.rand(n, device=frames.device) < 0.5
-    return torch.where(flip.view(n, 1, 1, 1), out.flip(-1), out)
+    flipped = torch.rand(n, device=frames.device) < flip
+    return torch.where(flipped.view(n, 1, 1, 1), out.flip(-1), out)
+
+
+def resize_frames(frames: torch.Tensor, sizes: torch.Tensor, size: int = OUTPUT_SIZE) -> torch.Tensor:
+    """Each frame's true region resized to size × size (Resize((size, size), antialias=True))."""
+    n, c = frames.shape[:2]
+    sizes = sizes.to(frames.device)
+    distinct, group = torch.unique(sizes, dim=0, return_inverse=True)
+    if distinct.shape[0] == 1:  # one video size: a single call, no gathering
+        h, w = distinct[0].tolist()
+        return F.interpolate(
+            frames[:, :, :h, :w], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    out = frames.new_empty(n, c, size, size)
+    for k, (h, w) in enumerate(distinct.tolist()):
+        members = (group == k).nonzero().squeeze(1)
+        out[members] = F.interpolate(
+            frames[members, :, :h, :w], size=(size, size), mode="bilinear", align_corners=False,
+            antialias=True,
+        )
+    return out
 
 
 def normalise(frames: torch.Tensor) -> torch.Tensor:
@@ -66,16 +133,21 @@ def normalise(frames: torch.Tensor) -> torch.Tensor:
 
 
 def prepare_inputs(inputs: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
-    """Cached tensors → encoder inputs: uint8 frames [B, T, 3, H, W] → normalised float (random
-    crop and flip when training); float16 fbank [B, T, F] → float32 [B, 1, T, F]; rest as is."""
+    """Cached tensors → encoder inputs: uint8 frames [B, T, 3, H, W] with their true sizes
+    (`visual_size` [B, T, 2]; without it the whole canvas is the frame) → normalised float
+    [B, T, 3, 224, 224] (random crop and flip when training); float16 fbank [B, T, F] → float32
+    [B, 1, T, F]; the rest as is."""
     out = dict(inputs)
+    sizes = out.pop(SIZE_KEY, None)
     visual = inputs.get("visual")
     if visual is not None and visual.dtype == torch.uint8:
         b, t, c, h, w = visual.shape
+        if sizes is None:
+            sizes = torch.tensor([h, w], device=visual.device).expand(b, t, 2)
         frames = visual.reshape(b * t, c, h, w).float() / 255.0
-        if train:
-            frames = augment_frames(frames, h)
-        out["visual"] = normalise(frames).reshape(b, t, c, h, w)
+        sizes = sizes.reshape(b * t, 2)
+        frames = augment_frames(frames, sizes) if train else resize_frames(frames, sizes)
+        out["visual"] = normalise(frames).reshape(b, t, c, OUTPUT_SIZE, OUTPUT_SIZE)
     audio = inputs.get("audio")
     if audio is not None and audio.dtype == torch.float16:
         out["audio"] = audio.float().unsqueeze(1)
