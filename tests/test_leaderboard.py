@@ -94,27 +94,59 @@ def test_reference_tables_cover_the_paper():
     assert reference.TABLE3_SECONDS_A100["pmr"].keys() == {"cremad", "ave", "mvsa"}
 
 
+GPU = {"type": "cuda", "name": "GPU X"}
+
+
 def test_timing_percent_against_naive():
     results = [
-        make_result("naive", epoch_s=2.0, train_s=1.0),
-        make_result("amst-alt", epoch_s=1.5, train_s=0.5),
-        make_result("amst-full", epoch_s=2.5, train_s=1.2),
-        make_result("mla", dataset="other", epoch_s=3.0),
+        make_result("naive", epoch_s=2.0, train_s=1.0, device=GPU, epochs=5),
+        make_result("amst-alt", epoch_s=1.5, train_s=0.5, device=GPU, epochs=5),
+        make_result("amst-full", epoch_s=2.5, train_s=1.2, device=GPU, epochs=5),
+        make_result("mla", dataset="other", epoch_s=3.0, device=GPU, epochs=5),
     ]
     timing = build_leaderboards(results)["timing.md"]
     whole, train = measured(timing).split("### Training only")
+    assert "CPU: not comparable\n" not in measured(timing)
     assert row(whole, "variant") == ["variant", "other", "synthetic"]
-    assert row(whole, "naive")[2] == "2.00 (n=1)"
-    assert row(whole, "amst-alt")[2] == "1.50 (+25%) (n=1)"
-    assert row(whole, "amst-full")[2] == "2.50 (-25%) (n=1)"
-    assert row(whole, "mla")[1] == "3.00 (n=1)"  # no naive on that dataset: no percent
-    assert row(train, "amst-alt")[2] == "0.50 (+50%) (n=1)"
-    assert "Devices: cpu (4 runs)" in train
+    assert row(whole, "naive")[2] == "2.00 (n=1, 5 epochs)"
+    assert row(whole, "amst-alt")[2] == "1.50 (+25%) (n=1, 5 epochs)"
+    assert row(whole, "amst-full")[2] == "2.50 (-25%) (n=1, 5 epochs)"
+    assert row(whole, "mla")[1] == "3.00 (n=1, 5 epochs)"  # no naive on that dataset: no percent
+    assert row(train, "amst-alt")[2] == "0.50 (+50%) (n=1, 5 epochs)"
+    assert "Devices: GPU X (4 runs)" in train
     paper = timing.split(PAPER_HEADING)[1]  # the paper's printed percentages come out of the same rule
+    assert paper.startswith(" (AMST paper, Table 3, one A100; reported numbers, not measured here)")
+    assert "averaged over 100 epochs" in paper
     assert row(paper, "amst-alt")[1:] == ["15.4 (+24%)", "12.4 (+13%)", "16.9 (+38%)", "26.1 (+29%)",
                                           "34.1 (+36%)"]
     assert row(paper, "amst-full")[1] == "25.1 (-24%)"
     assert row(paper, "naive")[1] == "20.3" and row(paper, "mla")[1] == "20.8"  # no percent the paper lacks
+
+
+def test_cpu_timings_are_marked_and_not_compared():
+    results = [make_result("naive", seed=s, epoch_s=2.0 + s, label="smoke") for s in range(3)]
+    results += [make_result("amst-alt", seed=s, epoch_s=1.0, label="smoke") for s in range(3)]
+    results += [make_result("naive", epoch_s=2.0, label="bench", device=GPU, epochs=5),
+                make_result("amst-alt", epoch_s=1.0, label="bench", device=GPU, epochs=5)]
+    timing = measured(build_leaderboards(results)["timing.md"])
+    bench, smoke = re.split(r"^## Protocol: ", timing, flags=re.M)[1:]
+    assert smoke.startswith("smoke — CPU: not comparable\n")
+    assert "CPU: not comparable. These runs ran on the CPU" in smoke
+    assert row(smoke, "naive")[1] == "3.00 ± 0.58 (n=3, 12 epochs)"
+    assert row(smoke, "amst-alt")[1] == "1.00 ± 0.00 (n=3, 12 epochs)"  # no (+67%)
+    assert "%)" not in smoke
+    assert bench.startswith("bench\n") and "CPU" not in bench
+    assert row(bench, "amst-alt")[1] == "1.00 (+50%) (n=1, 5 epochs)"
+
+
+def test_mixed_devices_and_epoch_counts_are_said():
+    results = [make_result("naive", seed=0, epoch_s=2.0, device=GPU, epochs=5),
+               make_result("naive", seed=1, epoch_s=2.0, device={"type": "cuda", "name": "GPU Y"}, epochs=1),
+               make_result("amst-alt", seed=0, epoch_s=1.0, device=GPU, epochs=1)]
+    timing = measured(build_leaderboards(results)["timing.md"])
+    assert row(timing, "naive")[1] == "2.00 ± 0.00 (n=2, 1–5 epochs)"
+    assert row(timing, "amst-alt")[1] == "1.00 (n=1, 1 epoch)"  # mixed devices: no percent
+    assert "GPU X (2 runs), GPU Y (1 run) (mixed devices: timings are not comparable" in timing
 
 
 def test_ablation_grid():

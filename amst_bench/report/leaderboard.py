@@ -123,22 +123,25 @@ def _table(
     digits: int = 1,
     mark: bool = True,
     notes: dict[tuple[Any, str], str] | None = None,
+    details: dict[tuple[Any, str], str] | None = None,
 ) -> str:
     """The one formatter every table goes through (measured and paper), so cells and marks agree.
 
     ``lead`` holds the leading label columns (e.g. the variant); marks compare the means as printed,
     so values that print the same share a mark, and the second mark goes to the next distinct value;
-    a column with a single value gets no mark.
+    a column with a single value gets no mark. ``details`` are printed with n: "(n=3, 5 epochs)".
     """
     table = dict(lead)
     for col in cols:
         printed = [f"{cells[(r, col)][0]:.{digits}f}" for r in rows if (r, col) in cells]
         ranked = sorted(set(printed), key=float, reverse=True)[:2] if mark and len(printed) > 1 else []
-        table[col] = [_cell(cells.get((r, col)), digits, ranked, (notes or {}).get((r, col))) for r in rows]
+        notes, details = notes or {}, details or {}
+        table[col] = [_cell(cells.get((r, col)), digits, ranked, notes.get((r, col)), details.get((r, col)))
+                      for r in rows]
     return pd.DataFrame(table).to_markdown(index=False, disable_numparse=True)
 
 
-def _cell(stat: Stat | None, digits: int, ranked: list[str], note: str | None) -> str:
+def _cell(stat: Stat | None, digits: int, ranked: list[str], note: str | None, detail: str | None) -> str:
     if stat is None:
         return DASH
     mean, se, n = stat
@@ -147,7 +150,8 @@ def _cell(stat: Stat | None, digits: int, ranked: list[str], note: str | None) -
         text = f"**{text}**"
     elif len(ranked) > 1 and text == ranked[1]:
         text = f"<u>{text}</u>"
-    parts = [text, f"± {se:.2f}" if se is not None else "", note or "", f"(n={n})" if n is not None else ""]
+    count = f"(n={n}, {detail})" if detail else f"(n={n})"
+    parts = [text, f"± {se:.2f}" if se is not None else "", note or "", count if n is not None else ""]
     return " ".join(p for p in parts if p)
 
 
@@ -234,31 +238,57 @@ def _accuracy_md(df: pd.DataFrame) -> list[str]:
     ]
 
 
+CPU_NOT_COMPARABLE = "CPU: not comparable"
+CPU_NOTE = (
+    f"{CPU_NOT_COMPARABLE}. These runs ran on the CPU (smoke checks), where seconds per epoch are mostly "
+    "noise (thread scheduling, other load) and say nothing about training cost on an accelerator, so no "
+    "speed-ups against `naive` are printed. Time on a GPU with `amst-bench bench`."
+)
+MIXED_NOTE = "mixed devices: timings are not comparable across them, so no speed-ups are printed"
+
+
+def _timed_epochs(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(variant, column) -> "5 epochs": how many epochs each run's seconds per epoch average."""
+    out = {}
+    for (r, c), values in df.groupby(["variant", "column"])["timed_epochs"]:
+        counts = sorted({int(v) for v in values})
+        span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        out[(r, c)] = f"{span} epoch" if span == "1" else f"{span} epochs"
+    return out
+
+
 def _timing_md(df: pd.DataFrame) -> list[str]:
     out = [
         "# Timing",
         GENERATED,
-        "Cells: seconds per epoch, mean ± standard error over seeds, n = number of seeds. (+x%) = faster "
-        "than `naive` on the same dataset, (naive − x) / naive as in the paper's Table 3.",
+        "Cells: seconds per epoch, mean ± standard error over seeds; n = number of seeds, each run's time "
+        "averaged over the epochs shown. (+x%) = faster than `naive` on the same dataset, "
+        "(naive − x) / naive as in the paper's Table 3, printed only for runs on one accelerator "
+        f"(sections marked \"{CPU_NOT_COMPARABLE}\" ran on the CPU).",
     ]
     for label in _labels(df):
         sub = df[df["label"] == label]
         rows, cols = _rows(sub), _columns(sub["column"])
         devices = sub["device"].value_counts().sort_index()
+        on_cpu, mixed = bool(sub["cpu"].any()), len(devices) > 1
         device_line = "Devices: " + ", ".join(f"{d} ({_runs(k)})" for d, k in devices.items())
-        if len(devices) > 1:
-            device_line += " (mixed devices: timings are not comparable across them)"
-        out.append(f"## Protocol: {label}")
+        if mixed:
+            device_line += f" ({MIXED_NOTE})"
+        out.append(f"## Protocol: {label} — {CPU_NOT_COMPARABLE}" if on_cpu else f"## Protocol: {label}")
+        if on_cpu:
+            out.append(CPU_NOTE)
+        epochs = _timed_epochs(sub)
         for title, key in (
             ("Whole epoch (training + validation, + test when it ran)", "epoch_s"),
             ("Training only", "train_s"),
         ):
             stats = _stats(sub, key)
             naive = {c: s[0] for (r, c), s in stats.items() if r == "naive"}
+            notes = _speedup(stats, naive) if not (on_cpu or mixed) else None
             out += [
                 f"### {title}, seconds per epoch",
                 _table(
-                    stats, rows, cols, {"variant": rows}, digits=2, mark=False, notes=_speedup(stats, naive)
+                    stats, rows, cols, {"variant": rows}, digits=2, mark=False, notes=notes, details=epochs
                 ),
             ]
         out += [device_line]
@@ -270,7 +300,8 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
     notes = {k: v for k, v in _speedup(cells, paper["naive"]).items() if k[0].startswith("amst-")}
     out += [
         "## Paper reference (AMST paper, Table 3, one A100; reported numbers, not measured here)",
-        _paper_lead() + " Seconds per epoch; (±x%) against Naïve as the paper prints them.",
+        _paper_lead() + " Seconds per epoch, averaged over 100 epochs; (±x%) against Naïve as the paper "
+        "prints them.",
         _table(
             cells, list(paper), list(reference.DATASETS), {"method": list(paper)}, mark=False, notes=notes
         ),
