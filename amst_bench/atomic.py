@@ -2,7 +2,8 @@
 
 A process killed mid-write leaves at most a hidden `.NAME.*.tmp` file, which nothing reads. The
 kill tests use a fault point here: with `AMST_BENCH_KILL_DURING_WRITE=PATTERN[@N]` the process
-SIGKILLs itself half-way through its N-th write (default 1st) of a file whose name matches PATTERN.
+SIGKILLs itself half-way through its N-th write (default 1st) of a file whose `FOLDER/NAME` (its
+parent folder's name and its own) matches PATTERN, e.g. `runs/*.json` or `checkpoints/*.pt@2`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _kill_if_fault_point(path: Path, data: bytes, fh) -> None:
     if not spec:
         return
     pattern, _, nth = spec.partition("@")
-    if not fnmatch.fnmatch(path.name, pattern):
+    if not fnmatch.fnmatch(f"{path.parent.name}/{path.name}", pattern):
         return
     _fault_hits[pattern] = _fault_hits.get(pattern, 0) + 1
     if _fault_hits[pattern] == int(nth or 1):
