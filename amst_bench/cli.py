@@ -237,7 +237,8 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
                 "which takes hours to days; --profile smoke is the quick check",
                 err=True,
             )
-    with RichReporter(len(specs)) as reporter:
+    to_train = [s for s in specs if opts.force or not store.has_result(s.run_id)]
+    with RichReporter(len(to_train)) as reporter:
         outcome = execute(specs, store, reporter, force=opts.force, strict=strict, locations=locations)
     reported = set()
     for spec, why in outcome.unsupported:

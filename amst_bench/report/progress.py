@@ -26,12 +26,13 @@ class RichReporter:
     manager around a grid of runs."""
 
     def __init__(self, total_runs: int, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        # Off a terminal (pipes, CI logs) lines are never wrapped: one finished run, one line.
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.interactive = self.console.is_terminal
         self.total_runs = total_runs
         self.done_runs = 0
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"),
@@ -55,8 +56,7 @@ class RichReporter:
             self.progress.remove_task(self.task)
         label = f"[{self.done_runs + 1}/{self.total_runs}] {spec.label}"
         if first_epoch:
-            self.console.print(f"{label}: resumed from its checkpoint, {first_epoch}/{epochs} epochs done",
-                               highlight=False)
+            self._say(f"{label}: resumed from its checkpoint, {first_epoch}/{epochs} epochs done")
             label += f" (resumed at epoch {first_epoch})"
         self.task = self.progress.add_task(
             label, total=epochs, completed=first_epoch, loss="-", val="-", best="-"
@@ -71,25 +71,23 @@ class RichReporter:
         self.done_runs += 1
         test = result.test.accuracy if result.test else float("nan")
         line = (
-            f"[{self.done_runs}/{self.total_runs}] {result.variant} on {result.dataset} "
+            f"[{self.done_runs}/{self.total_runs}] {result.variant} on {result.dataset}, "
             f"seed {result.seed}: test acc {test:.1%} at epoch {result.best_epoch}, "
             f"{result.seconds_per_epoch.epoch:.2f} s/epoch"
         )
-        self.console.print(line, highlight=False)
+        self._say(line)
 
     def skipped(self, spec: RunSpec) -> None:
-        self.done_runs += 1
-        self.console.print(
-            f"[{self.done_runs}/{self.total_runs}] {spec.label}: already done (use --force to redo)",
-            highlight=False,
-        )
+        """Runs already stored are named but not counted: the counter counts runs that train."""
+        self._say(f"done already: {spec.label} (--force redoes it)")
 
     def busy(self, spec: RunSpec) -> None:
-        self.done_runs += 1
-        self.console.print(
-            f"[{self.done_runs}/{self.total_runs}] {spec.label}: another process is training it",
-            highlight=False,
-        )
+        self.total_runs -= 1  # planned to train here, but another process has it
+        self._say(f"left to another process: {spec.label} (it is training it now)")
+
+    def _say(self, line: str) -> None:
+        """One plain line: variant labels like `amst-alt[skip_enabled=False]` are not markup."""
+        self.console.print(line, highlight=False, markup=False)
 
 
 class DecodeProgress:
