@@ -14,12 +14,15 @@ e.g., from the unzipped AVE_Dataset/ folder:
   mkdir -p WAV IMAGE_KEPT_1_PER_SEC
   for f in AVE/*.mp4; do id=$(basename "$f" .mp4); mkdir -p "IMAGE_KEPT_1_PER_SEC/$id"
     ffmpeg -nostdin -loglevel error -i "$f" -map 0:a:0 -vn -c:a pcm_s16le "WAV/$id.wav"
-    ffmpeg -nostdin -loglevel error -i "$f" -vf fps=1 -q:v 2 "IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg"
+    r=$(ffprobe -v error -select_streams v:0 -show_entries stream=r_frame_rate -of csv=p=0 "$f")
+    fps=$(echo "$r" | awk -F/ '{print int($1/($2?$2:1))}'); out="IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg"
+    ffmpeg -nostdin -loglevel error -i "$f" -vf "select='not(mod(n,$fps))'" -fps_mode vfr -q:v 2 "$out"
   done
 The first ffmpeg call does what the AMST script `code/data/scripts/mp4_to_wav.py` runs (audio
-track to 16-bit PCM WAV at the file's own rate); the AMST frame script
-(`video_preprocessing.py AVE/ IMAGE_KEPT_1_PER_SEC/ 1 .mp4`, OpenCV, the first frame of each
-second, named by frame number) gives an equally usable folder: frames are taken in name order.
+track to 16-bit PCM WAV at the file's own rate); the second keeps exactly the frames of the AMST
+frame script (`video_preprocessing.py AVE/ IMAGE_KEPT_1_PER_SEC/ 1 .mp4`, OpenCV: frame n when
+n mod int(fps) = 0), numbered 00001.jpg, … instead of by frame number (only the order is used).
+`-vf fps=1` samples by time: other frames, and on short clips another count (README, Datasets).
 
 Labels are the Category field; the class names are the categories of Annotations.txt, sorted (the
 28 names of the AMST stat file `code/data/AVE/stat_ave.txt`). Quality, StartTime and EndTime (the

@@ -6,8 +6,12 @@ Layout expected under the dataset folder (as the official AMST code's data guide
   IMAGE_KEPT_1_PER_SEC/<clip>/<frame>.jpg  frames of the clip, in name order
 The label is the clip name's third field (ANG, DIS, FEA, HAP, NEU, SAD → Anger, Disgust, Fear,
 Happy, Neutral, Sad, the official stat file's names). Obtain the data from
-github.com/CheyneyComputerScience/CREMA-D; extract frames with e.g.
-`ffmpeg -i VideoFlash/<clip>.flv -vf fps=1 IMAGE_KEPT_1_PER_SEC/<clip>/%05d.jpg`.
+github.com/CheyneyComputerScience/CREMA-D; extract frames as the AMST script
+`video_preprocessing.py VideoFlash IMAGE_KEPT_1_PER_SEC 1 .flv` does (OpenCV: frame n when
+n mod int(fps) = 0), or exactly so with ffmpeg, FPS = int(the clip's frame rate):
+`ffmpeg -i VideoFlash/<clip>.flv -vf "select='not(mod(n,FPS))'" -fps_mode vfr -q:v 2
+IMAGE_KEPT_1_PER_SEC/<clip>/%05d.jpg` (`-vf fps=1` samples by time: on these 2–3 s clips it can
+give another frame count, hence other picks; README, Datasets).
 
 Splits (`--set cremad.split=…`): `random` (default: seeded 80/10/10 over clips, written once to
 split files and reused), `speaker` (seeded 80/10/10 over actors, so no actor is in two splits: a

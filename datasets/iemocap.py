@@ -24,11 +24,17 @@ of the 5 classes need files. From IEMOCAP_full_release and the sample file, e.g.
     ffmpeg -nostdin -loglevel error -ss "$start" -to "$end" -i "$avi" "MP4/$utt.mp4"
     ffmpeg -nostdin -loglevel error -i "MP4/$utt.mp4" -map 0:a:0 -vn -c:a pcm_s16le "WAV/$utt.wav"
     mkdir -p "IMAGE_KEPT_2_PER_SEC/$utt"
-    ffmpeg -nostdin -loglevel error -i "MP4/$utt.mp4" -vf fps=2 -q:v 2 "IMAGE_KEPT_2_PER_SEC/$utt/%05d.jpg"
+    f="MP4/$utt.mp4"; out="IMAGE_KEPT_2_PER_SEC/$utt/%05d.jpg"
+    r=$(ffprobe -v error -select_streams v:0 -show_entries stream=r_frame_rate -of csv=p=0 "$f")
+    fps=$(echo "$r" | awk -F/ '{print int($1/($2?$2:1))}'); i=$((fps / 2))
+    sel="select='lt(mod(n,$fps),2*$i)*not(mod(mod(n,$fps),$i))'"
+    ffmpeg -nostdin -loglevel error -i "$f" -vf "$sel" -fps_mode vfr -q:v 2 "$out"
   done < iemocap_all_sample.txt
 (the cut is what extract_video_clips.py runs, `ffmpeg -ss START -to END -i <dialog>.avi
-<utterance>.mp4`; the WAV is mp4_to_wav.py's 16-bit PCM at the file's own rate; the AMST frame
-script, OpenCV, 2 frames in each second named by frame number, gives an equally usable folder).
+<utterance>.mp4`; the WAV is mp4_to_wav.py's 16-bit PCM at the file's own rate; the frames are
+exactly those the AMST frame script keeps with K = 2, OpenCV: frame n when n mod FPS is 0 or
+int(FPS/2), FPS = int(fps), there named by frame number; `-vf fps=2` samples by time and gives
+other frames, and on short clips another count: README, Datasets).
 Audio and frames are decoded as for every dataset (amst_bench.data.preprocess): [1024, 128] fbank, and
 3 frames at index int(n / 3) * i of the sorted folder, as the official loader (`IEMOCAP3`,
 `TVADataset`, pick_num 3) takes them from its 2-per-second folder.

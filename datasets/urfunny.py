@@ -22,9 +22,12 @@ tracks become WAV (`data/scripts/mp4_to_wav.py`), their frames are kept at 1 per
 e.g. for each video:
   id=$(basename "$f" .mp4); mkdir -p WAV "IMAGE_KEPT_1_PER_SEC/$id"
   ffmpeg -nostdin -loglevel error -i "$f" -map 0:a:0 -vn -c:a pcm_s16le "WAV/$id.wav"
-  ffmpeg -nostdin -loglevel error -i "$f" -vf fps=1 -q:v 2 "IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg"
-(mp4_to_wav.py also writes 16-bit PCM at the file's own rate; the AMST frame script, OpenCV, keeps
-the first frame of each second named by its frame number, `%05d.jpg`: an equally usable folder).
+  r=$(ffprobe -v error -select_streams v:0 -show_entries stream=r_frame_rate -of csv=p=0 "$f")
+  fps=$(echo "$r" | awk -F/ '{print int($1/($2?$2:1))}'); out="IMAGE_KEPT_1_PER_SEC/$id/%05d.jpg"
+  ffmpeg -nostdin -loglevel error -i "$f" -vf "select='not(mod(n,$fps))'" -fps_mode vfr -q:v 2 "$out"
+(mp4_to_wav.py also writes 16-bit PCM at the file's own rate; the frames are exactly those the AMST
+frame script keeps, OpenCV: frame n when n mod int(fps) = 0, there named by frame number; `-vf
+fps=1` samples by time and gives other frames, and on short clips another count: README, Datasets).
 
 Text. gen_urfunny_txt.py takes the `punchline_sentence` of language_sdk.pkl only, no
 `context_sentences` ("we use the punchline sentence for the text data, make thing easier"), so the
