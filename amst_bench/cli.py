@@ -17,6 +17,7 @@ from amst_bench.data.refs import DataLocations, make_adapter, select_datasets
 from amst_bench.errors import Interrupted, UserError
 from amst_bench.options import option_names
 from amst_bench.protocol import PROFILES, Protocol, apply_overrides, get_profile
+from amst_bench.report.reference import ablation_variants
 
 # Only typer and small modules are imported here, so `list`, `status` and `--help` start in well
 # under a second; commands that train import torch (through the runner) when they run.
@@ -29,14 +30,7 @@ app = typer.Typer(
     help="Benchmark modality-imbalance methods under one fixed protocol.",
 )
 
-ABLATION_VARIANTS = [
-    ("amst-joint", {"skip_enabled": "false"}),
-    ("amst-joint", {}),
-    ("amst-alt", {"skip_enabled": "false"}),
-    ("amst-alt", {}),
-    ("amst-full", {"skip_enabled": "false"}),
-    ("amst-full", {}),
-]
+ABLATION_VARIANTS = ablation_variants()  # declared once, with ablation.md's rows (report.reference)
 
 MethodsOpt = Annotated[str, typer.Option("--methods", "-m", help="comma list, wildcards, or 'all'")]
 DatasetsOpt = Annotated[str, typer.Option("--datasets", "-d", help="comma list of dataset names")]

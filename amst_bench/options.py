@@ -163,3 +163,16 @@ def non_default_options(config: Any) -> dict[str, Any]:
         for f in dataclasses.fields(config)
         if getattr(config, f.name) != getattr(default, f.name)
     }
+
+
+def variant_name(method_name: str, changed: Mapping[str, Any]) -> str:
+    """'amst-alt' when no option differs from its default, 'amst-alt[skip_enabled=False]' when some do:
+    the one spelling of a method variant, for run records and leaderboard rows alike."""
+    if not changed:
+        return method_name
+    parts = []
+    for key, value in sorted(changed.items()):
+        if isinstance(value, dict):
+            value = ",".join(f"{k}:{v}" for k, v in sorted(value.items()))
+        parts.append(f"{key}={value}")
+    return f"{method_name}[{';'.join(parts)}]"

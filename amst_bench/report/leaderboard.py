@@ -310,17 +310,17 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
 
 
 def _ablation_lead(exps: list[int]) -> dict[str, list[str]]:
-    spec = reference.ABLATION_EXPERIMENTS
+    grid = reference.ABLATION_EXPERIMENTS
     ticks = {
-        name: [TICK if spec[e][i] else DASH for e in exps]
-        for i, name in ((1, "Alt."), (2, "Joint"), (3, "Skip"))
+        name: [TICK if getattr(grid[e], part) else DASH for e in exps]
+        for part, name in (("alt", "Alt."), ("joint", "Joint"), ("skip", "Skip"))
     }
     return {"Exp": [str(e) for e in exps], **ticks}
 
 
 def _ablation_md(df: pd.DataFrame) -> list[str]:
     exps = list(reference.ABLATION_EXPERIMENTS)
-    by_variant = {spec[0]: e for e, spec in reference.ABLATION_EXPERIMENTS.items()}
+    by_variant = {exp.variant: e for e, exp in reference.ABLATION_EXPERIMENTS.items()}
     out = [
         "# Ablation (AMST components)",
         GENERATED,

@@ -5,10 +5,15 @@ by this harness. Leaderboards show them only in sections labelled as the paper's
 measured table. Missing entries ("–" in the paper) are simply absent.
 
 Keys use our names: datasets cremad, ave, mvsa, iemocap, urfunny; methods as registered
-(the paper's OGM-GE, called OGM in Table 3, is ``ogm-ge``; Naïve is ``naive``).
+(the paper's OGM-GE, called OGM in Table 3, is ``ogm-ge``; Naïve is ``naive``). Table 2's experiments
+are also the ablation grid: which variant runs each one here is declared once, below.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amst_bench.options import variant_name
 
 # Paper name -> our name.
 PAPER_DATASET_NAMES = {
@@ -57,15 +62,45 @@ TABLE1_ACCURACY: dict[str, dict[str, tuple[float, float]]] = {
     "amst-full": _row((80.5, 0.77), (65.8, 0.38), (72.6, 0.43), (68.4, 0.54), (71.6, 0.13)),
 }
 
-# Table 2's experiments and the variant that runs each here: exp -> (variant, alt, joint, skip).
-ABLATION_EXPERIMENTS: dict[int, tuple[str, bool, bool, bool]] = {
-    1: ("amst-joint[skip_enabled=False]", False, True, False),
-    2: ("amst-joint", False, True, True),
-    3: ("amst-alt[skip_enabled=False]", True, False, False),
-    4: ("amst-alt", True, False, True),
-    5: ("amst-full[skip_enabled=False]", True, True, False),
-    6: ("amst-full", True, True, True),
+@dataclass(frozen=True)
+class AblationExperiment:
+    """One row of the paper's Table 2 (which AMST parts it has) and the method variant that runs it
+    here: `method` with `options` changed from their defaults."""
+
+    alt: bool
+    joint: bool
+    skip: bool
+    method: str
+    options: tuple[tuple[str, bool | int | float | str], ...] = ()
+
+    @property
+    def variant(self) -> str:
+        """The name its runs are stored and shown under (as RunSpec.variant spells it)."""
+        return variant_name(self.method, dict(self.options))
+
+    @property
+    def set_options(self) -> dict[str, str]:
+        """The options as `--set METHOD.KEY=VALUE` would give them, for planning the runs."""
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.options}
+
+
+_NO_SKIP = (("skip_enabled", False),)
+
+# The ablation grid, declared once: `amst-bench ablation` runs these variants and ablation.md shows
+# their rows, in this order. Table 2's experiment number -> experiment.
+ABLATION_EXPERIMENTS: dict[int, AblationExperiment] = {
+    1: AblationExperiment(alt=False, joint=True, skip=False, method="amst-joint", options=_NO_SKIP),
+    2: AblationExperiment(alt=False, joint=True, skip=True, method="amst-joint"),
+    3: AblationExperiment(alt=True, joint=False, skip=False, method="amst-alt", options=_NO_SKIP),
+    4: AblationExperiment(alt=True, joint=False, skip=True, method="amst-alt"),
+    5: AblationExperiment(alt=True, joint=True, skip=False, method="amst-full", options=_NO_SKIP),
+    6: AblationExperiment(alt=True, joint=True, skip=True, method="amst-full"),
 }
+
+
+def ablation_variants() -> list[tuple[str, dict[str, str]]]:
+    """What `amst-bench ablation` plans: (method, --set options) per experiment, in Table 2's order."""
+    return [(e.method, e.set_options) for e in ABLATION_EXPERIMENTS.values()]
 
 # Table 2: ablation accuracy (%), mean and SE over 3 seeds: exp -> dataset -> (mean, se).
 TABLE2_ABLATION: dict[int, dict[str, tuple[float, float]]] = {

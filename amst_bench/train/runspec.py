@@ -11,22 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from amst_bench.data.refs import DatasetRef
-from amst_bench.options import non_default_options
+from amst_bench.options import non_default_options, variant_name
 from amst_bench.protocol import Protocol, stable_hash
 from amst_bench.train.method import Method
 
 
 def variant_label(method_name: str, config: Any) -> str:
     """'amst-alt' for the defaults, 'amst-alt[skip_enabled=False]' when options differ."""
-    changed = non_default_options(config)
-    if not changed:
-        return method_name
-    parts = []
-    for key, value in sorted(changed.items()):
-        if isinstance(value, dict):
-            value = ",".join(f"{k}:{v}" for k, v in sorted(value.items()))
-        parts.append(f"{key}={value}")
-    return f"{method_name}[{';'.join(parts)}]"
+    return variant_name(method_name, non_default_options(config))
 
 
 def protocol_label(protocol: Protocol, overrides: dict[str, str]) -> str:
