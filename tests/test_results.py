@@ -88,3 +88,12 @@ def test_progress_record_fields_are_required(missing):
     del payload[missing]
     with pytest.raises(ValueError, match=f"field '{missing}': missing"):
         RunProgress.from_json(payload)
+
+
+def test_committed_leaderboards_are_what_the_committed_results_generate():
+    from amst_bench.report.leaderboard import build_leaderboards
+
+    results = ResultStore(COMMITTED).load_results()
+    boards = COMMITTED.parent / "leaderboards"
+    for name, text in build_leaderboards(results).items():
+        assert (boards / name).read_text() == text, f"leaderboards/{name}: rerun `amst-bench leaderboard`"
