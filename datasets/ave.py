@@ -52,15 +52,14 @@ official split in the official order except one train video, VWi2ENBuTbw (Church
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from amst_bench.data.adapter import DataSource
-from amst_bench.data.files import FileDataset, Record
-from amst_bench.data.splits import SPLITS, is_number, overlaps, read_lines
+from amst_bench.data.files import FileDataset, Listing, Record, Scan
+from amst_bench.data.splits import SPLITS, SplitEntry, is_number, overlaps, read_split_entries
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -71,8 +70,6 @@ OFFICIAL_FORMAT = "Category&VideoID&Quality&StartTime&EndTime"
 HEADER = tuple(OFFICIAL_FORMAT.lower().split("&"))
 AMST_LINE = re.compile(r"(\S+)\.mp4\s+(\S.*)")
 
-# (line number, video id, category) of one line of a split or annotation file
-Entry = tuple[int, str, str]
 
 
 def _official_error(fields: list[str]) -> str | None:
@@ -88,38 +85,41 @@ def _official_error(fields: list[str]) -> str | None:
     return None
 
 
-def read_official_file(path: Path, problems: list[str]) -> list[Entry] | None:
+def _parse_official(index: int, line: str) -> tuple[str, str] | str | None:
+    """(video id, category) of a line `Category&VideoID&Quality&StartTime&EndTime`; None for the
+    header line, when it comes first."""
+    fields = [f.strip() for f in line.split("&")]
+    if index == 0 and tuple(f.lower() for f in fields) == HEADER:
+        return None
+    error = _official_error(fields)
+    if error:
+        return f"malformed line, {error}: {line!r}"
+    return fields[1], fields[0]
+
+
+def _parse_amst(index: int, line: str) -> tuple[str, str] | str:
+    """(video id, category) of an AMST split-file line `<video id>.mp4 <Category>`."""
+    match = AMST_LINE.fullmatch(line)
+    if not match:
+        return f"malformed line, expected '<video id>.mp4 <Category>': {line!r}"
+    return match.group(1), match.group(2).strip()
+
+
+def _shown(video: str, category: str) -> str:
+    return f"{video} ({category})"
+
+
+def read_official_file(path: Path, problems: list[str]) -> list[SplitEntry] | None:
     """Entries of a file in the official format (Annotations.txt, trainSet.txt, …): lines
-    `Category&VideoID&Quality&StartTime&EndTime`, an optional header line first."""
-    lines = read_lines(path, problems)
-    if lines is None:
-        return None
-    entries = []
-    for index, (n, line) in enumerate(lines):
-        fields = [f.strip() for f in line.split("&")]
-        if index == 0 and tuple(f.lower() for f in fields) == HEADER:
-            continue
-        error = _official_error(fields)
-        if error:
-            problems.append(f"{path}:{n}: malformed line, {error}: {line!r}")
-            continue
-        entries.append((n, fields[1], fields[0]))
-    return entries
+    `Category&VideoID&Quality&StartTime&EndTime`, an optional header line first. A repeated line
+    is ignored with a warning."""
+    return read_split_entries(path, _parse_official, problems, repeated=_shown)
 
 
-def read_amst_file(path: Path, problems: list[str]) -> list[Entry] | None:
-    """Entries of an AMST split file: lines `<video id>.mp4 <Category>`."""
-    lines = read_lines(path, problems)
-    if lines is None:
-        return None
-    entries = []
-    for n, line in lines:
-        match = AMST_LINE.fullmatch(line)
-        if not match:
-            problems.append(f"{path}:{n}: malformed line, expected '<video id>.mp4 <Category>': {line!r}")
-            continue
-        entries.append((n, match.group(1), match.group(2).strip()))
-    return entries
+def read_amst_file(path: Path, problems: list[str]) -> list[SplitEntry] | None:
+    """Entries of an AMST split file: lines `<video id>.mp4 <Category>`. A repeated line is
+    ignored with a warning."""
+    return read_split_entries(path, _parse_amst, problems, repeated=_shown)
 
 
 @register_dataset("ave")
@@ -136,30 +136,26 @@ class AVE(FileDataset):
     class Options:
         split_dir: str = ""  # the AMST repository's split files instead of the official ones
 
-    def __init__(self, source: DataSource | None = None):
-        super().__init__(source)
-        self._splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-        self._categories: list[str] = []
-
     @property
     def split_dir(self) -> Path | None:
         value = self.options.split_dir
         return Path(value).expanduser() if value else None
 
-    def split_name(self) -> str:
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
         return "amst-files" if self.split_dir else "official"
 
-    def class_names(self, records: list[Record]) -> list[str]:
-        return sorted(set(self._categories) | {r.label for r in records})
-
-    def cache_key(self, records: list[Record], splits: dict[str, list[str]]) -> str:
+    def cache_key(self, scan: Scan) -> str:
         # the class list comes from Annotations.txt, which may name a category no sample uses
-        key = super().cache_key(records, splits) + "\n".join(self.class_names(records))
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache.key(
+            self.settings(scan.text), scan.splits, scan.records, extra="\n".join(scan.class_names)
+        )
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        self._splits = {s: [] for s in SPLITS}
-        self._categories = []
+        return self.read_listing(root, problems).records
+
+    def read_listing(self, root: Path, problems: list[str]) -> Listing:
+        """The records, the split of the split files (a sample may stand in two, in file order)
+        and the categories of Annotations.txt."""
         audio_dir, frames_dir = root / "WAV", root / "IMAGE_KEPT_1_PER_SEC"
         folders_missing = False
         for folder in (audio_dir, frames_dir):
@@ -169,18 +165,21 @@ class AVE(FileDataset):
         annotations_path = root / ANNOTATIONS
         annotations = read_official_file(annotations_path, problems)
         if annotations is None:
-            return []
-        categories_of = self._index_annotations(annotations_path, annotations)
-        self._categories = sorted({c for cs in categories_of.values() for c in cs})
+            return Listing([])
+        categories_of: dict[str, list[str]] = {}  # video id → its categories, in file order
+        for entry in annotations:
+            categories_of.setdefault(entry.id, []).append(entry.label)
+        categories = sorted({c for cs in categories_of.values() for c in cs})
 
         def sample_id(video: str, category: str) -> str:
             return video if len(categories_of[video]) == 1 else f"{video}@{category}"
 
         records: dict[str, Record] = {}
         video_of: dict[str, str] = {}
+        splits: dict[str, list[str]] = {s: [] for s in SPLITS}
         for split, path, entries in self._split_entries(root, problems):
-            seen: set[str] = set()
-            for n, video, category in entries:
+            for entry in entries:
+                n, video, category = entry.number, entry.id, entry.label
                 if video not in categories_of:
                     problems.append(f"{path}:{n}: video {video} is not in {annotations_path}")
                     continue
@@ -191,12 +190,8 @@ class AVE(FileDataset):
                     )
                     continue
                 sample = sample_id(video, category)
-                if sample in seen:
-                    warnings.warn(f"{path}:{n}: {video} ({category}) is listed again; ignored", stacklevel=2)
-                    continue
-                seen.add(sample)
                 video_of[sample] = video
-                self._splits[split].append(sample)
+                splits[split].append(sample)
                 records.setdefault(
                     sample,
                     Record(
@@ -206,30 +201,14 @@ class AVE(FileDataset):
                         split,
                     ),
                 )
-        self._warn_shared_videos(categories_of, video_of)
-        return [] if folders_missing else list(records.values())
-
-    def make_splits(
-        self, records: list[Record], protocol: Protocol, problems: list[str]
-    ) -> dict[str, list[str]]:
-        # The split is fixed by the files read in find_records: `protocol.split` does not apply.
-        return {s: list(ids) for s, ids in self._splits.items()}
+        self._warn_shared_videos(categories_of, video_of, splits)
+        # The split is fixed by the files: `protocol.split` does not apply.
+        kept = [] if folders_missing else list(records.values())
+        return Listing(kept, splits, sorted(set(categories) | {r.label for r in kept}))
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _index_annotations(path: Path, annotations: list[Entry]) -> dict[str, list[str]]:
-        """video id → its categories, in file order."""
-        categories_of: dict[str, list[str]] = {}
-        for n, video, category in annotations:
-            known = categories_of.setdefault(video, [])
-            if category in known:
-                warnings.warn(f"{path}:{n}: {video} ({category}) is listed again; ignored", stacklevel=3)
-            else:
-                known.append(category)
-        return categories_of
-
-    def _split_entries(self, root: Path, problems: list[str]) -> list[tuple[str, Path, list[Entry]]]:
+    def _split_entries(self, root: Path, problems: list[str]) -> list[tuple[str, Path, list[SplitEntry]]]:
         folder = self.split_dir
         if folder is None:
             files, folder, reader = OFFICIAL_FILES, root, read_official_file
@@ -247,10 +226,12 @@ class AVE(FileDataset):
                 out.append((split, folder / filename, entries))
         return out
 
-    def _warn_shared_videos(self, categories_of: dict[str, list[str]], video_of: dict[str, str]) -> None:
+    def _warn_shared_videos(
+        self, categories_of: dict[str, list[str]], video_of: dict[str, str], splits: dict[str, list[str]]
+    ) -> None:
         samples: dict[str, set[str]] = {}
         where: dict[str, set[str]] = {}
-        for split, ids in self._splits.items():
+        for split, ids in splits.items():
             for sample in ids:
                 samples.setdefault(video_of[sample], set()).add(sample)
                 where.setdefault(video_of[sample], set()).add(split)
@@ -265,9 +246,10 @@ class AVE(FileDataset):
             if apart:
                 message += f"; {len(apart)} of them stand in two splits (e.g. {apart[0]}): accepted as given"
             warnings.warn(message, stacklevel=3)
-        for (a, b), both in overlaps(self._splits).items():
+        split_name = "amst-files" if self.split_dir else "official"
+        for (a, b), both in overlaps(splits).items():
             warnings.warn(
-                f"ave {self.split_name()} split: {len(both)} sample(s) in both {a} and {b} "
+                f"ave {split_name} split: {len(both)} sample(s) in both {a} and {b} "
                 f"(e.g. {sorted(both)[0]}); accepted as given",
                 stacklevel=3,
             )

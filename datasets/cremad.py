@@ -23,11 +23,12 @@ in two splits: the official files have 4 clips in both val and test).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from amst_bench.data.files import FileDataset, Record, seeded_split_name
-from amst_bench.data.splits import read_split_file
+from amst_bench.data.files import FileDataset, Record
+from amst_bench.data.splits import read_split_file, seeded_split_name
 from amst_bench.options import option
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
@@ -55,14 +56,10 @@ class CremaD(FileDataset):
         split_seed: int = option(0, minimum=0)
         split_dir: str = ""  # the official split files (implies split=official)
 
-    def __init__(self, source=None):
-        super().__init__(source)
-        self._fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
-
-    def split_name(self) -> str:
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
         if self.options.split == "official":
             return "official-amst"
-        return seeded_split_name(self.options.split, self._fractions, self.options.split_seed)
+        return seeded_split_name(self.options.split, protocol.split, self.options.split_seed)
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
         audio_dir, frames_dir = root / "AudioWAV", root / "IMAGE_KEPT_1_PER_SEC"
@@ -88,7 +85,6 @@ class CremaD(FileDataset):
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         labels = {r.id: r.label for r in records}
-        self._fractions = tuple(protocol.split)
         if self.options.split == "official":
             return self.split_files(OFFICIAL_FILES, _read_official, labels, problems)
         actor = (lambda clip: clip.split("_")[0]) if self.options.split == "speaker" else None

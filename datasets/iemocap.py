@@ -82,10 +82,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from amst_bench.data.files import Record
 from amst_bench.data.splits import SPLITS, is_number
-from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
+from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine, SampleRecord
 from amst_bench.errors import UserError
 from amst_bench.options import option
+from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
 SAMPLE_FILE = "iemocap_all_sample.txt"
@@ -190,31 +192,32 @@ class IEMOCAP(SampleFileDataset):
             return False
         return True
 
-    def absent(self, sample: str, sample_path: Path) -> str:
-        code = self._parsed[sample].label if sample in self._parsed else None
+    def absent(self, sample: str, sample_path: Path, parsed: dict[str, SampleLine]) -> str:
+        code = parsed[sample].label if sample in parsed else None
         if code in DROPPED:
             return f": {sample_path} labels it {code!r}, not one of {', '.join(CLASSES)}"
         if code is not None:
             return f": its line in {sample_path} has a problem"
         return f": it is not in {sample_path}"
 
-    def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
-        entries = [(u, labels[u]) for u in self._lines if u in labels]  # sample-file order
-        return stratified_split(entries, self._fractions, self.options.split_seed)
+    def draw_split(self, records: list[SampleRecord], fractions: Sequence[float]) -> dict[str, list[str]]:
+        entries = [(r.id, r.label) for r in records]  # sample-file order
+        return stratified_split(entries, fractions, self.options.split_seed)
 
-    def split_name(self) -> str:
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
         if self.options.split == "session":
             return f"session-val{self.options.val_session}-test{self.options.test_session}"
-        return super().split_name()
+        return super().split_name(protocol, records)
 
-    def other_split(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
+    def other_split(self, records: list[SampleRecord], problems: list[str]) -> dict[str, list[str]]:
         """split=session: one session for validation, one for test, the other three for training."""
         out: dict[str, list[str]] = {s: [] for s in SPLITS}
-        for utterance in sorted(labels):
+        line_of = {r.id: r.line.number for r in records if r.line is not None}
+        for utterance in sorted(line_of):
             match = SESSION.match(utterance)
             if not match:
                 problems.append(
-                    f"{self.root / SAMPLE_FILE}:{self._lines[utterance].number}: utterance id "
+                    f"{self.root / SAMPLE_FILE}:{line_of[utterance]}: utterance id "
                     f"{utterance} does not start with SesNN; the session split needs it"
                 )
                 continue
@@ -225,7 +228,7 @@ class IEMOCAP(SampleFileDataset):
             ("test", self.options.test_session, "test_session"),
             ("val", self.options.val_session, "val_session"),
         ):
-            if not out[split] and labels:
+            if not out[split] and records:
                 problems.append(
                     f"{self.root / SAMPLE_FILE}: no utterance of session {session} "
                     f"(--set iemocap.{flag}), so the {split} split is empty"

@@ -9,6 +9,7 @@ are decoded exactly as for CREMA-D (see amst_bench.data.preprocess).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class Manifest(FileDataset):
         split_seed: int = option(0, minimum=0)  # the seeded split, when there is no split column
         text_max_length: int = option(128, minimum=2)  # tokens per text
 
-    def _table(self, root: Path, problems: list[str]) -> pd.DataFrame | None:
+    def _table(self, root: Path, problems: list[str]) -> tuple[pd.DataFrame, tuple[str, ...]] | None:
+        """The manifest and its modality columns; None (with problems) when it is unusable."""
         path = root / "manifest.csv"
         if not path.is_file():
             problems.append(f"{path}: missing ({self.layout_help})")
@@ -56,13 +58,13 @@ class Manifest(FileDataset):
             problems.append(f"{path}: unknown column(s) {', '.join(sorted(extra))}")
         if missing or not modalities:
             return None
-        self.modalities = tuple(modalities)
-        return table
+        return table, tuple(modalities)
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        table = self._table(root, problems)
-        if table is None:
+        read = self._table(root, problems)
+        if read is None:
             return []
+        table, modalities = read
         records, seen = [], set()
         for row_number, row in enumerate(table.itertuples(index=False), start=2):
             where = f"{root / 'manifest.csv'}:{row_number}"
@@ -76,7 +78,7 @@ class Manifest(FileDataset):
             split = getattr(row, "split", None) or None
             if split is not None and split not in SPLITS:
                 problems.append(f"{where}: split {split!r}; expected train, val or test")
-            sources = {m: root / getattr(row, m) for m in self.modalities}
+            sources = {m: root / getattr(row, m) for m in modalities}
             records.append(Record(row.id, row.label, sources, split))
         return records
 
@@ -84,7 +86,6 @@ class Manifest(FileDataset):
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         given = [r for r in records if r.split]
-        self._split_label = "manifest" if given else "random-80/10/10"
         if given and len(given) != len(records):
             problems.append(
                 f"{self.root / 'manifest.csv'}: the split column is filled for only "
@@ -96,5 +97,9 @@ class Manifest(FileDataset):
             [r.id for r in records], protocol.split, self.options.split_seed
         )
 
-    def split_name(self) -> str:
-        return getattr(self, "_split_label", "manifest")
+    def modalities_of(self, records: list[Record]) -> tuple[str, ...]:
+        """The manifest's modality columns (every record has a path for each)."""
+        return tuple(m for m in KNOWN_MODALITIES if records and m in records[0].sources)
+
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
+        return "manifest" if any(r.split for r in records) else "random-80/10/10"

@@ -66,14 +66,22 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amst_bench.data.adapter import DataSource
-from amst_bench.data.files import FileDataset, Record
+from amst_bench.data.adapter import DataSource, Progress
+from amst_bench.data.files import FileDataset, Record, Scan, TextSetup
 from amst_bench.data.preprocess import DecodeError
-from amst_bench.data.splits import SPLITS, overlaps, random_split, read_split_folder, write_split_files
+from amst_bench.data.splits import (
+    SPLITS,
+    overlaps,
+    random_split,
+    read_split_entries,
+    read_split_folder,
+    write_split_files,
+)
 from amst_bench.errors import UserError
 from amst_bench.options import option
 from amst_bench.protocol import Protocol
@@ -130,6 +138,24 @@ def _lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
     return [(n, line.strip()) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
 
 
+def _parse_amst(index: int, line: str) -> tuple[str, str] | str:
+    """(id, label) of an AMST split-file line `<id>.jpg <label>`."""
+    match = AMST_LINE.fullmatch(line)
+    if not match:
+        return f"malformed line, expected '<id>.jpg <label>': {line!r}"
+    return match.group(1), match.group(2)
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """labelResultAll.txt, read: the kept pairs as records, every well-formed line's (text label,
+    image label) by id, and the ids of every line (malformed ones too)."""
+
+    records: list[Record]
+    pairs: dict[str, tuple[str, str]]
+    listed: frozenset[str]
+
+
 @register_dataset("mvsa")
 class MVSA(FileDataset):
     description = "MVSA-Single: image + text, 3 sentiments, MultiSentiNet-cleaned (labelResultAll.txt, data/)"
@@ -146,33 +172,47 @@ class MVSA(FileDataset):
 
     def __init__(self, source: DataSource | None = None):
         super().__init__(source)
-        self._pairs: dict[str, tuple[str, str]] = {}  # id → (text label, image label), every line
-        self._fallback: list[Path] = []  # text files read as ISO-8859-1
+        self._fallback: list[Path] = []  # text files read as ISO-8859-1 during one check or prepare
 
     # ------------------------------------------------------------------ options
 
-    def split_name(self) -> str:
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
         return {"random": "random-80/10/10", "official": "official-amst"}[self.options.split]
 
     def class_names(self, records: list[Record]) -> list[str]:
         return list(CLASSES)  # the stat file's three classes, whatever the samples hold
 
-    def settings(self) -> dict[str, Any]:
-        out = super().settings()
-        out["text"]["encodings"] = list(TEXT_ENCODINGS)
+    def settings(self, text: TextSetup | None = None) -> dict[str, Any]:
+        out = super().settings(text)
+        if "text" in out:
+            out["text"]["encodings"] = list(TEXT_ENCODINGS)
         return out
 
     # ------------------------------------------------------------------ records
 
     def find_records(self, root: Path, problems: list[str]) -> list[Record]:
-        self._pairs = {}
+        labelled = self._read_labels(root, problems)
+        if labelled is None:
+            return []
+        data_dir, label_path = root / DATA_DIR, root / LABEL_FILE
+        unlabelled = sorted(p.name for p in data_dir.glob("*.jpg") if p.stem not in labelled.listed)
+        if unlabelled:
+            warnings.warn(
+                f"mvsa: {len(unlabelled)} image(s) in {data_dir} have no line in {label_path} "
+                f"(e.g. {unlabelled[0]}); ignored",
+                stacklevel=2,
+            )
+        return labelled.records
+
+    def _read_labels(self, root: Path, problems: list[str]) -> LabelFile | None:
+        """labelResultAll.txt read and cleaned; None (with a problem) when it or data/ is missing."""
         data_dir, label_path = root / DATA_DIR, root / LABEL_FILE
         if not data_dir.is_dir():
             problems.append(f"{data_dir}: missing folder ({self.layout_help})")
         lines = _lines(label_path, problems)
         if lines is None or not data_dir.is_dir():
-            return []
-        records, first_line = [], {}
+            return None
+        records, first_line, pairs = [], {}, {}
         listed = {line.split()[0] for _, line in lines}  # ids of every line, malformed ones too
         for index, (n, line) in enumerate(lines):
             match = LABEL_LINE.fullmatch(line)
@@ -201,19 +241,12 @@ class MVSA(FileDataset):
                     f"(expected {', '.join(CLASSES)})"
                 )
                 continue
-            self._pairs[sample] = (text, image)
+            pairs[sample] = (text, image)
             label = merge_labels(text, image)
             if label is not None:
                 sources = {"text": data_dir / f"{sample}.txt", "visual": data_dir / f"{sample}.jpg"}
                 records.append(Record(sample, label, sources))
-        unlabelled = sorted(p.name for p in data_dir.glob("*.jpg") if p.stem not in listed)
-        if unlabelled:
-            warnings.warn(
-                f"mvsa: {len(unlabelled)} image(s) in {data_dir} have no line in {label_path} "
-                f"(e.g. {unlabelled[0]}); ignored",
-                stacklevel=2,
-            )
-        return records
+        return LabelFile(records, pairs, frozenset(listed))
 
     def text_of(self, record: Record) -> str:
         path = record.sources["text"]
@@ -240,10 +273,10 @@ class MVSA(FileDataset):
         self._warn_fallback()
         return problems
 
-    def prepare(self, protocol: Protocol, progress=None) -> Path:
+    def _prepare(self, protocol: Protocol, progress: Progress | None) -> tuple[Scan, str]:
         self._fallback = []
         try:
-            return super().prepare(protocol, progress)
+            return super()._prepare(protocol, progress)
         finally:
             self._warn_fallback()
 
@@ -281,26 +314,20 @@ class MVSA(FileDataset):
                 f"--set mvsa.split_dir={value}: not a folder holding {', '.join(AMST_FILES.values())}"
             )
             return {s: [] for s in SPLITS}
+        labelled = self._read_labels(self.root, [])  # what the messages say of each id
+        pairs = labelled.pairs if labelled is not None else {}
         splits: dict[str, list[str]] = {s: [] for s in SPLITS}
         for split, filename in AMST_FILES.items():
             path = folder / filename
-            lines = _lines(path, problems)
-            seen: set[str] = set()
-            for n, line in lines or []:
-                match = AMST_LINE.fullmatch(line)
-                if not match:
-                    problems.append(f"{path}:{n}: malformed line, expected '<id>.jpg <label>': {line!r}")
-                    continue
-                sample, label = match.groups()
-                error = self._official_error(sample, label, labels)
+            entries = read_split_entries(
+                path, _parse_amst, problems, repeated=lambda sample, _: f"{sample}.jpg", read=_lines
+            )
+            for entry in entries or []:
+                error = self._official_error(entry.id, entry.label, labels, pairs)
                 if error:
-                    problems.append(f"{path}:{n}: {error}")
+                    problems.append(f"{path}:{entry.number}: {error}")
                     continue
-                if sample in seen:
-                    warnings.warn(f"{path}:{n}: {sample}.jpg is listed again; ignored", stacklevel=3)
-                    continue
-                seen.add(sample)
-                splits[split].append(sample)
+                splits[split].append(entry.id)
         for (a, b), both in overlaps(splits).items():
             warnings.warn(
                 f"mvsa official split: {len(both)} pair(s) in both {a} and {b} "
@@ -309,19 +336,22 @@ class MVSA(FileDataset):
             )
         return splits
 
-    def _official_error(self, sample: str, label: str, labels: dict[str, str]) -> str | None:
+    @staticmethod
+    def _official_error(
+        sample: str, label: str, labels: dict[str, str], pairs: dict[str, tuple[str, str]]
+    ) -> str | None:
         if label not in CLASSES:
             return f"unknown label {label!r} for {sample}.jpg (expected {', '.join(CLASSES)})"
         if sample in labels:
             if label != labels[sample]:
-                text, image = self._pairs[sample]
+                text, image = pairs[sample]
                 return (
                     f"{sample}.jpg labelled {label}, {LABEL_FILE} gives {labels[sample]} "
                     f"(text {text}, image {image})"
                 )
             return None
-        if sample in self._pairs:
-            text, image = self._pairs[sample]
+        if sample in pairs:
+            text, image = pairs[sample]
             return (
                 f"{sample}.jpg is not a sample: its labels in {LABEL_FILE} disagree "
                 f"(text {text}, image {image}), so the MultiSentiNet cleaning drops it"

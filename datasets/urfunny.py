@@ -79,7 +79,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine
+from amst_bench.datasets.samplefile import SampleFileDataset, SampleLine, SampleRecord
 from amst_bench.registry import register_dataset
 
 SAMPLE_FILE = "ur_funny_all_text_label.txt"
@@ -154,8 +154,8 @@ class URFunny(SampleFileDataset):
     def parse(self, number: int, raw: str, full: bool = True) -> SampleLine | str:
         return parse_line(number, raw, full)
 
-    def draw_split(self, labels: dict[str, str]) -> dict[str, list[str]]:
-        return amst_split(list(labels), self._fractions, self.options.split_seed)
+    def draw_split(self, records: list[SampleRecord], fractions: Sequence[float]) -> dict[str, list[str]]:
+        return amst_split([r.id for r in records], fractions, self.options.split_seed)
 
     def split_file_line(self, line: SampleLine) -> str:
         return f"{line.sample}, {line.label}, ### {line.text}"  # gen_urfunny_txt.py's split-file line

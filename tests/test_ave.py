@@ -69,10 +69,11 @@ def test_annotations_without_header_as_in_the_github_copy(tmp_path):
     with (tmp_path / "data" / "Annotations.txt").open("a") as f:
         f.write(ave_line("Bark", "zzInNoSplit") + "\n")
     a = adapter(tmp_path / "data", tmp_path / "cache")
-    records, found, problems = a.scan(PROTOCOL)
+    scan = a.scan(PROTOCOL)
+    found, problems = scan.splits, scan.problems
     assert problems == []
     assert found == {s: [v for v, _ in splits[s]] for s in SPLITS}
-    assert a.class_names(records) == sorted([*AVE_CATEGORIES, "Bark"])
+    assert scan.class_names == sorted([*AVE_CATEGORIES, "Bark"])
 
 
 def _drop_frames(data, video):
@@ -169,7 +170,7 @@ def test_amst_split_files_option(tmp_path):
     (data / "WAV" / f"{dropped}.wav").unlink()
     a = adapter(data, tmp_path / "cache", split_dir=str(tmp_path / "amst"))
     assert a.check(PROTOCOL) == []
-    assert a.split_name() == "amst-files"
+    assert a.split_name(PROTOCOL) == "amst-files"
     bundle = a.load(PROTOCOL)
     assert bundle.split_name == "amst-files"
     assert [len(getattr(bundle, s)) for s in SPLITS] == [len(amst[s]) for s in SPLITS]
@@ -219,7 +220,7 @@ def test_a_video_annotated_with_two_categories_gives_two_samples(tmp_path):
     assert bundle.class_names[bundle.test.labels[-1]] == "Frying (food)"
     assert torch.equal(bundle.train.inputs["audio"][-1], bundle.test.inputs["audio"][-1])  # same files
     with pytest.warns(UserWarning):
-        records = {r.id for r in a.scan(PROTOCOL)[0]}
+        records = {r.id for r in a.scan(PROTOCOL).records}
     assert {f"{video}@Church bell", f"{video}@Frying (food)"} <= records
 
 
@@ -233,7 +234,8 @@ def test_repeated_lines_are_warned_about_and_taken_as_given(tmp_path):
         f.write(ave_line(category, video) + "\n" + ave_line(category, video) + "\n")
     a = adapter(data, tmp_path / "cache")
     with pytest.warns(UserWarning) as caught:
-        _, found, problems = a.scan(PROTOCOL)
+        scan = a.scan(PROTOCOL)
+        found, problems = scan.splits, scan.problems
     messages = [str(w.message) for w in caught]
     assert problems == []
     assert any(f"{data / 'testSet.txt'}:4:" in m and "listed again" in m for m in messages)

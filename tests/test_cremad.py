@@ -50,14 +50,15 @@ def test_changed_setting_makes_a_new_cache(tmp_path):
 def test_random_split_is_written_once_reused_and_disjoint(tmp_path):
     make_cremad(tmp_path / "data")
     a = adapter(tmp_path / "data", tmp_path / "cache")
-    records, splits, problems = a.scan(PROTOCOL)
+    scan = a.scan(PROTOCOL)
+    records, splits, problems = scan.records, scan.splits, scan.problems
     assert not problems
     folder = tmp_path / "cache" / "cremad" / "splits" / "random-seed0"
     text = (folder / "train.txt").read_text()
     assert text.splitlines()[0].endswith(
         (".flv Anger", ".flv Disgust", ".flv Fear", ".flv Happy", ".flv Neutral", ".flv Sad")
     )
-    again = adapter(tmp_path / "data", tmp_path / "cache2").scan(PROTOCOL)[1]
+    again = adapter(tmp_path / "data", tmp_path / "cache2").scan(PROTOCOL).splits
     assert again == splits  # same seed, same split, wherever it is drawn
     ids = [i for s in SPLITS for i in splits[s]]
     assert len(ids) == len(set(ids)) == len(records)
@@ -65,7 +66,7 @@ def test_random_split_is_written_once_reused_and_disjoint(tmp_path):
 
 def test_speaker_split_keeps_each_actor_in_one_split(tmp_path):
     make_cremad(tmp_path / "data", clips_per_class=4)
-    splits = adapter(tmp_path / "data", tmp_path / "cache", split="speaker").scan(PROTOCOL)[1]
+    splits = adapter(tmp_path / "data", tmp_path / "cache", split="speaker").scan(PROTOCOL).splits
     actors = {s: {clip.split("_")[0] for clip in splits[s]} for s in SPLITS}
     assert not (actors["train"] & actors["val"]) and not (actors["train"] & actors["test"])
     assert not (actors["val"] & actors["test"])
@@ -86,10 +87,11 @@ def test_official_split_files_are_read_as_given_and_overlap_warned(tmp_path):
         (official / name).write_text("".join(f"{c}.flv {label[c]}\n" for c in members))
     a = adapter(tmp_path / "data", tmp_path / "cache", split="official", split_dir=str(official))
     with pytest.warns(UserWarning, match="1 sample\\(s\\) in both val and test"):
-        _, splits, problems = a.scan(PROTOCOL)
+        scan = a.scan(PROTOCOL)
+        splits, problems = scan.splits, scan.problems
     assert not problems
     assert splits["train"] == clips[:12] and splits["test"] == clips[14:]
-    assert a.split_name() == "official-amst"
+    assert a.split_name(PROTOCOL) == "official-amst"
 
 
 def test_bad_data_is_reported_with_file_names_and_leaves_no_cache(tmp_path):
@@ -172,6 +174,5 @@ def test_unknown_dataset_option_is_one_clear_error(tmp_path):
 def test_split_label_names_kind_fractions_and_seed(tmp_path):
     make_cremad(tmp_path / "data", clips_per_class=2)
     a = adapter(tmp_path / "data", tmp_path / "cache", split="speaker", split_seed="3")
-    a.scan(PROTOCOL)
-    assert a.split_name() == "speaker-80/10/10-seed3"
-    assert adapter(tmp_path / "data", tmp_path / "cache").split_name() == "random-80/10/10"
+    assert a.scan(PROTOCOL).split_name == "speaker-80/10/10-seed3"
+    assert adapter(tmp_path / "data", tmp_path / "cache").split_name(PROTOCOL) == "random-80/10/10"

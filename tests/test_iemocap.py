@@ -132,7 +132,8 @@ def test_check_prepare_and_load(tmp_path, protocol, text_model):
 def test_random_split_is_written_in_the_official_format_and_reused(tmp_path, protocol):
     kept = make_iemocap(tmp_path / "data")
     a = adapter(tmp_path / "data", tmp_path / "cache")
-    records, splits, problems = a.scan(protocol)
+    scan = a.scan(protocol)
+    records, splits, problems = scan.records, scan.splits, scan.problems
     assert problems == [] and len(records) == len(kept)  # hap / xxx / sur lines are left out
     folder = tmp_path / "cache" / "iemocap" / "splits" / "random-seed0"
     lines = sample_lines(tmp_path / "data")
@@ -141,41 +142,42 @@ def test_random_split_is_written_in_the_official_format_and_reused(tmp_path, pro
     ids = [u for s in SPLITS for u in splits[s]]
     assert len(ids) == len(set(ids)) == len(kept)
     # the same seed draws the same split anywhere; another seed another one
-    assert adapter(tmp_path / "data", tmp_path / "cache2").scan(protocol)[1] == splits
+    assert adapter(tmp_path / "data", tmp_path / "cache2").scan(protocol).splits == splits
     other = adapter(tmp_path / "data", tmp_path / "cache3", split_seed="1")
-    assert other.scan(protocol)[1] != splits and other.split_name() == "random-80/10/10-seed1"
+    assert other.scan(protocol).splits != splits and other.split_name(protocol) == "random-80/10/10-seed1"
     # the stored files are what is reused: move one utterance from test to val
     moved = splits["test"][0]
     (folder / OFFICIAL["test"]).write_text("".join(f"{lines[u]}\n" for u in splits["test"][1:]))
     (folder / OFFICIAL["val"]).write_text("".join(f"{lines[u]}\n" for u in [*splits["val"], moved]))
-    again = a.scan(protocol)[1]
+    again = a.scan(protocol).splits
     assert moved in again["val"] and moved not in again["test"]
     # a stored folder can be given back as the official split_dir
     same = adapter(tmp_path / "data", tmp_path / "cache", split_dir=str(folder))
-    assert same.scan(protocol)[1] == again and same.split_name() == "official-amst"
+    assert same.scan(protocol).splits == again and same.split_name(protocol) == "official-amst"
     # a stored file naming an utterance no longer in the data is a problem (with the fix)
     (folder / OFFICIAL["train"]).write_text(
         f"Ses09F_impro01_F999, ang, 1.0, 2.0 ### x\n{lines[splits['train'][0]]}\n"
     )
     with pytest.warns(UserWarning, match=r"39 utterance\(s\) .* are in no file of the stored split"):
-        problems = a.scan(protocol)[2]
+        problems = a.scan(protocol).problems
     assert any(f"{folder / OFFICIAL['train']}:1:" in p and "delete" in p for p in problems), problems
 
 
 def test_session_split_keeps_each_session_in_one_split(tmp_path, protocol):
     make_iemocap(tmp_path / "data")
     a = adapter(tmp_path / "data", tmp_path / "cache", split="session")
-    records, splits, problems = a.scan(protocol)
+    scan = a.scan(protocol)
+    splits, problems = scan.splits, scan.problems
     assert problems == []
     sessions = {s: {u[:5] for u in splits[s]} for s in SPLITS}
     assert sessions == {"train": {"Ses01", "Ses02", "Ses03"}, "val": {"Ses04"}, "test": {"Ses05"}}
-    assert a.split_name() == "session-val4-test5"
+    assert a.split_name(protocol) == "session-val4-test5"
     assert not (tmp_path / "cache" / "iemocap" / "splits").exists()  # nothing drawn, nothing stored
     b = adapter(tmp_path / "data", tmp_path / "cache", split="session", test_session="1", val_session="2")
-    splits = b.scan(protocol)[1]
+    splits = b.scan(protocol).splits
     assert {u[:5] for u in splits["test"]} == {"Ses01"} and {u[:5] for u in splits["val"]} == {"Ses02"}
     c = adapter(tmp_path / "data", tmp_path / "cache", split="session", test_session="7")
-    assert any("session 7" in p and "iemocap.test_session" in p for p in c.scan(protocol)[2])
+    assert any("session 7" in p and "iemocap.test_session" in p for p in c.scan(protocol).problems)
     with pytest.raises(UserError, match="both are session 4"):
         adapter(tmp_path / "data", tmp_path / "cache", split="session", test_session="4")
 
@@ -188,14 +190,15 @@ def test_official_split_files_are_read_as_given(tmp_path, protocol):
     split_files(tmp_path / "amst", given, lines)
     a = adapter(data, tmp_path / "cache", split_dir=str(tmp_path / "amst"))
     with pytest.warns(UserWarning, match=r"1 utterance\(s\) in both val and test"):
-        _, splits, problems = a.scan(protocol)
+        scan = a.scan(protocol)
+        splits, problems = scan.splits, scan.problems
     assert problems == [] and splits == given  # file order kept
-    assert a.split_name() == "official-amst"
+    assert a.split_name(protocol) == "official-amst"
     # `<utterance>, <code>` is enough (the official loader reads no more)
     (tmp_path / "amst" / OFFICIAL["val"]).write_text(
         "".join(f"{u}, {lines[u].split(', ')[1]}\n" for u in kept[:4])
     )
-    assert a.scan(protocol)[1]["val"] == kept[:4]
+    assert a.scan(protocol).splits["val"] == kept[:4]
     # each line is checked against the sample file, by file and line
     test_file = tmp_path / "amst" / OFFICIAL["test"]
     hap = next(u for u, line in lines.items() if ", hap," in line)
@@ -205,7 +208,7 @@ def test_official_split_files_are_read_as_given(tmp_path, protocol):
         f"{lines[kept[4]].replace(f', {code},', f', {other},')}\n{hap}, exc\nSes01F_nowhere_F000, ang\n"
         "Ses01F_impro01_F000 ang 1.0 2.0 ### no commas\n"
     )
-    problems = a.scan(protocol)[2]
+    problems = a.scan(protocol).problems
     assert any(
         f"{test_file}:1:" in p and f"labelled {other!r}" in p and f"says {code!r}" in p for p in problems
     )

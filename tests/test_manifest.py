@@ -69,10 +69,11 @@ def test_audio_visual_manifest_prepares_and_loads(tmp_path):
 def test_split_column_is_used_as_given(tmp_path):
     make_manifest(tmp_path / "d", with_split=True)
     a = adapter(tmp_path / "d", tmp_path / "c")
-    _, splits, problems = a.scan(PROTOCOL)
+    scan = a.scan(PROTOCOL)
+    splits, problems = scan.splits, scan.problems
     assert not problems
     assert splits["val"] == ["bird2", "cat2", "dog2"] and splits["test"] == ["bird3", "cat3", "dog3"]
-    assert a.split_name() == "manifest"
+    assert scan.split_name == "manifest"
 
 
 def test_visual_and_text_manifest(tmp_path):
@@ -146,7 +147,7 @@ def test_cli_runs_two_methods_on_a_manifest(tmp_path):
     assert cli("data", "check", spec) == 0
     runs = smoke_run(tmp_path, "naive,amst-alt", spec, "--cache-dir", str(tmp_path / "c"))
     assert sorted(r["method"] for r in runs) == ["amst-alt", "naive"]
-    assert all(r["dataset"] == spec for r in runs)
+    assert all(r["dataset"] == "manifest" for r in runs)  # the registered name; the path is provenance
 
 
 def test_bad_option_value_is_one_line_naming_the_flag(tmp_path, capsys):

@@ -116,7 +116,8 @@ def test_check_prepare_and_load(tmp_path, protocol):
     a = adapter(tmp_path / "data", tmp_path / "cache")
     with pytest.warns(UserWarning, match="1 text file\\(s\\) are not valid UTF-8 and were read as ISO-8859"):
         assert a.check(protocol) == []
-    records, _, _ = a.scan(protocol)
+    scan = a.scan(protocol)
+    records = scan.records
     assert {r.id: r.label for r in records} == KEPT  # conflicting pairs dropped, neutral gives way
     with pytest.warns(UserWarning, match="ISO-8859-1"):
         path = a.prepare(protocol)
@@ -143,11 +144,12 @@ def test_check_prepare_and_load(tmp_path, protocol):
 def test_texts_are_read_robustly(tmp_path, protocol):
     make_mvsa(tmp_path / "data")
     a = adapter(tmp_path / "data", tmp_path / "cache")
-    records = {r.id: r for r in a.scan(protocol)[0]}
+    scan = a.scan(protocol)
+    records = {r.id: r for r in scan.records}
     assert a.text_of(records[LATIN1_ID]) == "caf\u00e9 happy day"  # not UTF-8: read as ISO-8859-1
     assert a.text_of(records[CRLF_ID]) == "the cat\nsat on the mat"  # line ends as text mode reads them
     assert a.text_of(records["1"]) == TEXTS["positive"]  # stripped
-    tokens = a.decode(records["1"], "text")
+    tokens = a.decode(records["1"], "text", scan.text)
     assert tokens[1].sum().item() == 7  # <s> a happy day so good </s>, then padding to 16
 
 
@@ -167,17 +169,18 @@ def test_text_max_length_makes_a_new_cache_and_defaults_to_256(tmp_path, protoco
 def test_random_split_is_written_once_reused_and_disjoint(tmp_path, protocol):
     make_mvsa(tmp_path / "data")
     a = adapter(tmp_path / "data", tmp_path / "cache")
-    records, splits, problems = a.scan(protocol)
+    scan = a.scan(protocol)
+    records, splits, problems = scan.records, scan.splits, scan.problems
     assert not problems
     folder = tmp_path / "cache" / "mvsa" / "splits" / "random-seed0"
     first = (folder / "train.txt").read_text().splitlines()[0]
     sample = first.split(".jpg ")[0]
     assert first == f"{sample}.jpg {KEPT[sample]}"  # the AMST format, `897.jpg positive`
-    again = adapter(tmp_path / "data", tmp_path / "cache2").scan(protocol)[1]
+    again = adapter(tmp_path / "data", tmp_path / "cache2").scan(protocol).splits
     assert again == splits  # same seed, same split, wherever it is drawn
     ids = [i for s in SPLITS for i in splits[s]]
     assert len(ids) == len(set(ids)) == len(records) == len(KEPT)
-    other = adapter(tmp_path / "data", tmp_path / "cache", split_seed="1").scan(protocol)[1]
+    other = adapter(tmp_path / "data", tmp_path / "cache", split_seed="1").scan(protocol).splits
     assert other != splits and (tmp_path / "cache" / "mvsa" / "splits" / "random-seed1").is_dir()
 
 
@@ -192,13 +195,14 @@ def test_official_split_files_are_read_as_given_and_overlap_warned(tmp_path, pro
     write_amst_split_files(tmp_path / "amst", parts)
     a = adapter(tmp_path / "data", tmp_path / "cache", split="official", split_dir=str(tmp_path / "amst"))
     with pytest.warns(UserWarning, match="1 pair\\(s\\) in both val and test"):
-        _, splits, problems = a.scan(protocol)
+        scan = a.scan(protocol)
+        splits, problems = scan.splits, scan.problems
     assert not problems
     assert splits == {"train": ids[:9], "val": ids[9:12], "test": ids[11:]}  # file order, as given
-    assert a.split_name() == "official-amst"
+    assert a.split_name(protocol) == "official-amst"
     # split_dir alone selects the official split
     alone = adapter(tmp_path / "data", tmp_path / "cache", split_dir=str(tmp_path / "amst"))
-    assert alone.split_name() == "official-amst"
+    assert alone.split_name(protocol) == "official-amst"
     with pytest.warns(UserWarning, match="in both val and test"):
         bundle = alone.load(protocol)
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (9, 3, 2)
@@ -280,7 +284,8 @@ def test_unlabelled_images_are_ignored_with_a_warning(tmp_path, protocol):
     write_jpeg(tmp_path / "data" / "data" / "77.jpg")
     a = adapter(tmp_path / "data", tmp_path / "cache")
     with pytest.warns(UserWarning, match="1 image\\(s\\) .* have no line .* \\(e.g. 77.jpg\\); ignored"):
-        records, _, problems = a.scan(protocol)
+        scan = a.scan(protocol)
+        records, problems = scan.records, scan.problems
     assert not problems and "77" not in {r.id for r in records}
 
 

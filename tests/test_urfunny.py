@@ -101,7 +101,7 @@ def test_check_prepare_load(setup):
 
 def test_random_split_is_the_amst_algorithm_stored_in_their_format_and_reused(setup):
     tmp_path, labels, protocol = setup
-    splits = adapter(tmp_path).scan(protocol)[1]
+    splits = adapter(tmp_path).scan(protocol).splits
     assert splits == amst_split(list(labels), protocol.split, 0)
     assert [len(splits[s]) for s in SPLITS] == [16, 2, 2]
     assert splits["train"] != sorted(splits["train"], key=int)  # shuffled, order kept
@@ -111,11 +111,11 @@ def test_random_split_is_the_amst_algorithm_stored_in_their_format_and_reused(se
     assert first == f"{sample}, {NAMES[labels[sample]]}, ### {TEXTS[labels[sample]]}"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert adapter(tmp_path).scan(protocol)[1] == splits  # read back from the split files
+        assert adapter(tmp_path).scan(protocol).splits == splits  # read back from the split files
         # the stored folder is a valid split_dir for split=official
-        assert adapter(tmp_path, "c2", split_dir=str(folder)).scan(protocol)[1] == splits
+        assert adapter(tmp_path, "c2", split_dir=str(folder)).scan(protocol).splits == splits
     other = adapter(tmp_path, split_seed="1")
-    assert other.scan(protocol)[1] != splits and other.split_name() == "random-80/10/10-seed1"
+    assert other.scan(protocol).splits != splits and other.split_name(protocol) == "random-80/10/10-seed1"
     assert (tmp_path / "c" / "urfunny" / "splits" / "random-seed1" / "ur_funny_test.txt").is_file()
 
 
@@ -126,8 +126,9 @@ def test_official_split_files_are_read_as_given(setup):
     write_split_files(official, {"train": ids[:14], "val": ids[14:17], "test": ids[16:]}, labels)
     a = adapter(tmp_path, split_dir=str(official))  # split_dir alone means split=official
     with pytest.warns(UserWarning, match="1 segment\\(s\\) in both val and test"):
-        _, splits, problems = a.scan(protocol)
-    assert not problems and a.split_name() == "official-amst"
+        scan = a.scan(protocol)
+        splits, problems = scan.splits, scan.problems
+    assert not problems and a.split_name(protocol) == "official-amst"
     assert splits == {"train": ids[:14], "val": ids[14:17], "test": ids[16:]}
 
 
@@ -155,7 +156,8 @@ def test_sample_file_in_the_split_file_format_is_read_too(setup):
     tmp_path, labels, protocol = setup
     lines = [f"{i}, {NAMES[label]}, ### {TEXTS[label]}" for i, label in labels.items()]
     (tmp_path / "d" / SAMPLE_FILE).write_text("\n".join(lines) + "\n")
-    records, _, problems = adapter(tmp_path).scan(protocol)
+    scan = adapter(tmp_path).scan(protocol)
+    records, problems = scan.records, scan.problems
     assert problems == []
     assert {r.id: r.label for r in records} == {i: NAMES[label] for i, label in labels.items()}
 

@@ -2,29 +2,26 @@
 
 An adapter (a subclass of FileDataset) says where the files are and how labels and splits are
 made; this module does the rest the same way for every dataset:
+  scan()     what the files say (records, splits, classes, every problem), as one value
   check()    every problem at once (missing or unreadable files, unknown labels, empty splits)
   prepare()  decode every record into compact tensors (fp16 fbank, uint8 frames, int tokens) in
-             one cache file keyed by a hash of the settings and of the files; written atomically,
-             so a half-written cache is never used; a changed setting makes a new cache
+             one cache file (amst_bench.data.cache) keyed by a hash of the settings and of the files
   load()     the cache as a DatasetBundle (training reads only the cache)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from amst_bench.atomic import atomic_torch_save
-from amst_bench.data.adapter import DatasetAdapter
+from amst_bench.data.adapter import DatasetAdapter, Progress
 from amst_bench.data.augment import prepare_inputs
+from amst_bench.data.cache import CachedSample, TensorCache
 from amst_bench.data.preprocess import (
     AudioSettings,
     DecodeError,
@@ -33,35 +30,62 @@ from amst_bench.data.preprocess import (
     pad_frames,
     visual_frames,
 )
-from amst_bench.data.splits import (
-    SPLITS,
-    group_split,
-    overlaps,
-    random_split,
-    read_split_folder,
-    write_split_files,
-)
+from amst_bench.data.splits import SPLITS, read_given_split, seeded_split_name, stored_seeded_split
 from amst_bench.data.tensors import DatasetBundle, TensorSplit
 from amst_bench.errors import UserError
 from amst_bench.protocol import Protocol
 
-
-def seeded_split_name(kind: str, fractions, seed: int) -> str:
-    """'random-80/10/10', 'speaker-80/10/10-seed3': the label results and leaderboards carry, so
-    that splits drawn with other fractions or seeds are never pooled."""
-    name = f"{kind}-" + "/".join(f"{round(100 * f):g}" for f in fractions)
-    return name if seed == 0 else f"{name}-seed{seed}"
+__all__ = ["DataProblems", "FileDataset", "Listing", "Record", "Scan", "TextSetup", "seeded_split_name"]
 
 
 @dataclass(frozen=True)
-class Record:
+class Record(CachedSample):
     """One sample: its id, label name and a file or folder per modality; `split` when the dataset
-    prescribes it."""
+    prescribes it; `text` when the dataset's list file holds the sample's text."""
 
-    id: str
-    label: str
-    sources: dict[str, Path]
     split: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What an adapter read from a dataset's own list files: its records, and the split and the
+    class list when those files prescribe them (None: `make_splits` and `class_names` decide)."""
+
+    records: list[Record]
+    splits: dict[str, list[str]] | None = None
+    classes: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class TextSetup:
+    """How texts become tokens: the tokenizer of --text-model and the length texts are padded or
+    cut to."""
+
+    tokenizer: Any
+    signature: Any
+    max_length: int
+
+    @classmethod
+    def for_protocol(cls, protocol: Protocol, max_length: int) -> TextSetup:
+        from amst_bench.data.text import load_tokenizer, tokenizer_signature
+
+        return cls(load_tokenizer(protocol.text_model), tokenizer_signature(protocol.text_model), max_length)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a dataset's files say under one protocol: the records, the split (ids per split and
+    its label), the class names, the modalities, and every problem found. `text` is set when the
+    dataset has texts."""
+
+    records: list[Record]
+    splits: dict[str, list[str]]
+    split_name: str
+    class_names: list[str]
+    modalities: tuple[str, ...]
+    problems: list[str]
+    text: TextSetup | None = None
 
 
 class DataProblems(UserError):
@@ -76,13 +100,6 @@ class DataProblems(UserError):
             else ""
         )
         super().__init__(f"{dataset}: {len(problems)} problem(s): {shown}{more}")
-
-
-def _file_signature(path: Path) -> list:
-    if path.is_dir():
-        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(path.iterdir())]
-    stat = path.stat()
-    return [path.name, stat.st_size, stat.st_mtime_ns]
 
 
 class FileDataset(DatasetAdapter):
@@ -113,17 +130,28 @@ class FileDataset(DatasetAdapter):
         """All records under root; append a message to `problems` for anything wrong."""
         raise NotImplementedError
 
+    def read_listing(self, root: Path, problems: list[str]) -> Listing:
+        """The records, and what else the dataset's files prescribe (an adapter whose files give
+        the split or the classes overrides this)."""
+        return Listing(self.find_records(root, problems))
+
     def make_splits(
         self, records: list[Record], protocol: Protocol, problems: list[str]
     ) -> dict[str, list[str]]:
         """Sample ids per split."""
         raise NotImplementedError
 
-    def split_name(self) -> str:
+    def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
+        """The label results and leaderboards carry for the split these options and this protocol
+        give (`records`: for a dataset whose files choose it)."""
         return "random-80/10/10"
 
     def class_names(self, records: list[Record]) -> list[str]:
         return sorted({r.label for r in records})
+
+    def modalities_of(self, records: list[Record]) -> tuple[str, ...]:
+        """The modalities a dataset has (the adapter's, unless its files say)."""
+        return tuple(self.modalities)
 
     def split_files(
         self,
@@ -132,31 +160,12 @@ class FileDataset(DatasetAdapter):
         labels: dict[str, str],
         problems: list[str],
     ) -> dict[str, list[str]]:
-        """A split given as files (`--set NAME.split_dir=DIR` holding `files[split]`), read with
-        `read(path, problems) -> [(id, label)]` and checked against the dataset: every id must be
-        a sample with that label. Accepted as given otherwise; ids in two splits are warned about
-        (the official CREMA-D files have 4 clips in both val and test)."""
+        """A split given as files (`--set NAME.split_dir=DIR` holding `files[split]`), checked
+        against the dataset (amst_bench.data.splits.read_given_split)."""
         folder = self.split_folder(files, problems)
         if folder is None:
             return {s: [] for s in SPLITS}
-        splits = {}
-        for split, filename in files.items():
-            pairs = read(folder / filename, problems)
-            for sample, label in pairs:
-                if sample not in labels:
-                    problems.append(f"{folder / filename}: {sample} is not in the dataset")
-                elif label != labels[sample]:
-                    problems.append(
-                        f"{folder / filename}: {sample} labelled {label}, the dataset says {labels[sample]}"
-                    )
-            splits[split] = [sample for sample, _ in pairs]
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"{self.name} split files: {len(both)} sample(s) in both {a} and {b} "
-                f"(e.g. {sorted(both)[0]}); accepted as given",
-                stacklevel=2,
-            )
-        return splits
+        return read_given_split(folder, files, read, labels, problems, self.name)
 
     def seeded_split(
         self,
@@ -168,32 +177,15 @@ class FileDataset(DatasetAdapter):
         group_of: Callable[[str], str] | None = None,
         suffix: str = "",
     ) -> dict[str, list[str]]:
-        """A seeded split (by sample, or by group such as a speaker when `group_of` is given),
-        drawn once and written to split files under the cache folder, then read back on every
-        later run, so all runs and methods see the same samples."""
+        """A seeded split kept under `<cache dir>/<dataset>/splits/<kind>-seed<N>[-fractions]`
+        (amst_bench.data.splits.stored_seeded_split)."""
         fractions = (
             ""
             if tuple(protocol.split) == (0.8, 0.1, 0.1)
             else "-" + "-".join(f"{round(100 * f)}" for f in protocol.split)
         )
         folder = self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}{fractions}"
-        if all((folder / f"{s}.txt").is_file() for s in SPLITS):
-            splits = read_split_folder(folder, suffix=suffix)
-        else:
-            ids = sorted(labels)
-            if group_of is not None:
-                splits = group_split(ids, group_of, protocol.split, seed)
-            else:
-                splits = random_split(ids, protocol.split, seed)
-            if not problems:  # a split drawn from broken data is not kept for later runs
-                write_split_files(folder, splits, labels, suffix=suffix)
-        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
-        if unknown:
-            problems.append(
-                f"{folder}: split files name {len(unknown)} sample(s) not in the dataset, "
-                f"e.g. {unknown[0]} (delete the folder to draw a new split)"
-            )
-        return splits
+        return stored_seeded_split(folder, labels, protocol.split, seed, problems, group_of, suffix)
 
     # ------------------------------------------------------------------ options
 
@@ -223,54 +215,67 @@ class FileDataset(DatasetAdapter):
             raise UserError(f"dataset {self.name!r}: {root} is not a folder ({self.layout_help})")
         return root
 
-    def scan(self, protocol: Protocol) -> tuple[list[Record], dict[str, list[str]], list[str]]:
+    def scan(self, protocol: Protocol) -> Scan:
+        """Read the dataset's files under `protocol`: nothing is kept on the adapter, so scans,
+        checks and loads may come in any order."""
         problems: list[str] = []
-        records = self.find_records(self.root, problems)
-        if "text" in self.modalities:
-            self._setup_text(protocol)
+        listing = self.read_listing(self.root, problems)
+        records = listing.records
+        modalities = self.modalities_of(records)
+        text = None
+        if "text" in modalities:
+            text = TextSetup.for_protocol(protocol, self.options.text_max_length)
         for r in records:
             for modality, path in r.sources.items():
                 if not path.exists():
                     problems.append(f"{path}: missing ({modality} of {r.id})")
         if not records:
             problems.append(f"{self.root}: no samples found ({self.layout_help})")
-            return records, {s: [] for s in SPLITS}, problems
-        splits = self.make_splits(records, protocol, problems)
-        for s in SPLITS:
-            if not splits.get(s):
-                problems.append(f"{self.name}: the {s} split is empty")
-        return records, splits, problems
+            splits: dict[str, list[str]] = {s: [] for s in SPLITS}
+        else:
+            splits = listing.splits
+            if splits is None:
+                splits = self.make_splits(records, protocol, problems)
+            for s in SPLITS:
+                if not splits.get(s):
+                    problems.append(f"{self.name}: the {s} split is empty")
+        return Scan(
+            records=records,
+            splits=splits,
+            split_name=self.split_name(protocol, records),
+            class_names=listing.classes if listing.classes is not None else self.class_names(records),
+            modalities=modalities,
+            problems=problems,
+            text=text,
+        )
 
     def check(self, protocol: Protocol, decode: bool = True) -> list[str]:
         """Every problem at once; with `decode`, each file is also read."""
-        records, _, problems = self.scan(protocol)
+        scan = self.scan(protocol)
+        problems = list(scan.problems)
         if decode and not problems:
-            for r in records:
+            for r in scan.records:
                 for modality in r.sources:
                     try:
-                        self.decode(r, modality)
+                        self.decode(r, modality, scan.text)
                     except DecodeError as exc:
                         problems.append(str(exc))
         return problems
 
-    def _setup_text(self, protocol: Protocol) -> None:
-        """The tokenizer of --text-model, and the length texts are padded / cut to."""
-        from amst_bench.data.text import load_tokenizer, tokenizer_signature
-
-        self.tokenizer = load_tokenizer(protocol.text_model)
-        self.tokenizer_signature = tokenizer_signature(protocol.text_model)
-
     def text_of(self, record: Record) -> str:
-        """The text of one sample: by default its own .txt file. Adapters whose texts sit in one
-        transcript file override this (the record's text source then names that file)."""
+        """The text of one sample: the record's own when its list file holds it, else its .txt
+        file."""
+        if record.text is not None:
+            return record.text
         path = record.sources["text"]
         try:
             return path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise DecodeError(f"{path}: unreadable text ({exc})") from None
 
-    def decode(self, record: Record, modality: str) -> torch.Tensor:
-        """One modality of one record as a compact tensor; DecodeError names the file."""
+    def decode(self, record: Record, modality: str, text: TextSetup | None = None) -> torch.Tensor:
+        """One modality of one record as a compact tensor; DecodeError names the file. Text needs
+        the scan's TextSetup."""
         path = record.sources[modality]
         if modality == "audio":
             return audio_features(path, self.audio).half()
@@ -279,48 +284,46 @@ class FileDataset(DatasetAdapter):
         if modality == "text":
             from amst_bench.data.text import tokenize
 
-            return tokenize(self.tokenizer, self.text_of(record), self.options.text_max_length)
+            if text is None:
+                raise ValueError("decoding text needs the scan's TextSetup")
+            return tokenize(text.tokenizer, self.text_of(record), text.max_length)
         raise DecodeError(f"{path}: no decoder for modality {modality!r}")
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self, text: TextSetup | None = None) -> dict[str, Any]:
         out = {"audio": dataclasses.asdict(self.audio), "visual": dataclasses.asdict(self.visual)}
-        if "text" in self.modalities:
-            out["text"] = {"max_length": self.options.text_max_length, "tokenizer": self.tokenizer_signature}
+        if text is not None:
+            out["text"] = {"max_length": text.max_length, "tokenizer": text.signature}
         return out
 
-    def cache_key(self, records: list[Record], splits: dict[str, list[str]]) -> str:
-        payload = {
-            "dataset": self.name,
-            "settings": self.settings(),
-            "splits": splits,
-            "records": [
-                [r.id, r.label, {m: _file_signature(p) for m, p in sorted(r.sources.items())}]
-                for r in sorted(records, key=lambda r: r.id)
-            ],
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    @property
+    def cache(self) -> TensorCache:
+        return TensorCache(self.source.cache_dir / self.name, self.name)
 
-    def cache_path(self, key: str) -> Path:
-        return self.source.cache_dir / self.name / f"{key}.pt"
+    def cache_key(self, scan: Scan) -> str:
+        return self.cache.key(self.settings(scan.text), scan.splits, scan.records)
 
-    def prepare(self, protocol: Protocol, progress: Callable[[int, int], None] | None = None) -> Path:
+    def prepare(self, protocol: Protocol, progress: Progress | None = None) -> Path:
         """Decode everything into the cache (once); returns the cache file."""
-        records, splits, problems = self.scan(protocol)
-        if problems:
-            raise DataProblems(self.name, problems)
-        key = self.cache_key(records, splits)
-        path = self.cache_path(key)
-        if path.is_file():
-            return path
-        by_id = {r.id: r for r in records}
+        return self.cache.path(self._prepare(protocol, progress)[1])
+
+    def _prepare(self, protocol: Protocol, progress: Progress | None) -> tuple[Scan, str]:
+        """The scan and the key of its cache file, decoding into it first if it is not there."""
+        scan = self.scan(protocol)
+        if scan.problems:
+            raise DataProblems(self.name, scan.problems)
+        key = self.cache_key(scan)
+        if self.cache.path(key).is_file():
+            return scan, key
+        splits = scan.splits
+        by_id = {r.id: r for r in scan.records}
         ordered = [by_id[i] for s in SPLITS for i in splits[s]]
-        classes = self.class_names(records)
-        tensors: dict[str, list[torch.Tensor]] = {m: [] for m in self.modalities}
+        classes = scan.class_names
+        tensors: dict[str, list[torch.Tensor]] = {m: [] for m in scan.modalities}
         decode_problems = []
         for n, r in enumerate(ordered):
-            for m in self.modalities:
+            for m in scan.modalities:
                 try:
-                    tensors[m].append(self.decode(r, m))
+                    tensors[m].append(self.decode(r, m, scan.text))
                 except DecodeError as exc:
                     decode_problems.append(str(exc))
             if progress:
@@ -342,13 +345,14 @@ class FileDataset(DatasetAdapter):
             "counts": counts,
             "classes": classes,
             "inputs": {m: torch.stack(ts) for m, ts in tensors.items()},
-            "meta": {"dataset": self.name, "settings": self.settings(), "split": self.split_name()},
+            "meta": {"dataset": self.name, "settings": self.settings(scan.text), "split": scan.split_name},
         }
-        atomic_torch_save(path, payload)
-        return path
+        self.cache.save(key, payload)
+        return scan, key
 
-    def load(self, protocol: Protocol, progress: Callable[[int, int], None] | None = None) -> DatasetBundle:
-        payload = torch.load(self.prepare(protocol, progress), map_location="cpu", weights_only=False)
+    def load(self, protocol: Protocol, progress: Progress | None = None) -> DatasetBundle:
+        scan, key = self._prepare(protocol, progress)
+        payload = self.cache.load(key)
         counts, labels, inputs = payload["counts"], payload["labels"], payload["inputs"]
         bounds, start = {}, 0
         for s in SPLITS:
@@ -357,13 +361,13 @@ class FileDataset(DatasetAdapter):
         parts = {s: TensorSplit({m: t[b] for m, t in inputs.items()}, labels[b]) for s, b in bounds.items()}
         return DatasetBundle(
             name=self.name,
-            modalities=tuple(sorted(self.modalities)),
+            modalities=tuple(sorted(scan.modalities)),
             num_classes=len(payload["classes"]),
             train=parts["train"],
             val=parts["val"],
             test=parts["test"],
             class_names=tuple(payload["classes"]),
-            split_name=self.split_name(),
+            split_name=scan.split_name,
             default_skip=dict(self.default_skip),
             options=self.resolved_options(),
             input_shapes={
@@ -373,7 +377,7 @@ class FileDataset(DatasetAdapter):
             info={
                 "root": str(self.root),
                 "cache": payload["meta"],
-                "text_vocab_size": len(self.tokenizer) if "text" in self.modalities else 0,
+                "text_vocab_size": len(scan.text.tokenizer) if scan.text is not None else 0,
             },
             prepare=prepare_inputs,
         )
