@@ -48,6 +48,10 @@ class Protocol:
     synthetic_audio_shape: tuple[int, int] = option((1024, 128), overridable=False)
     synthetic_image_size: int = option(224, overridable=False)
     device: str = "auto"
+    # CPU threads for torch (0: torch's default, one per core). The smoke profile's tiny nets run
+    # several times faster on one thread than on two (OpenMP start-up dominates such small ops,
+    # and on a shared machine spinning threads thrash). Like the device, not part of a run's identity.
+    cpu_threads: int = option(0, minimum=0)
     # "fp32" (as the official code) or "bf16": forward passes under torch.autocast(bfloat16),
     # parameters and optimiser state stay float32. An opt-in speed setting, recorded and grouped.
     precision: str = option("fp32", choices=("fp32", "bf16"))
@@ -72,6 +76,7 @@ PROFILES: dict[str, Protocol] = {
         synthetic_audio_shape=(16, 16),
         synthetic_image_size=16,
         device="cpu",
+        cpu_threads=1,
     ),
     # A short timed grid with the paper's encoders and input sizes, for accelerators.
     "bench": Protocol(

@@ -157,6 +157,7 @@ def _field(record: Any, name: str) -> Any:
 def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome) -> None:
     datasets: dict[Protocol, DatasetCache] = {}
     for spec in specs:
+        use_cpu_threads(spec.protocol.cpu_threads)
         if store.has_result(spec.run_id) and not force:
             outcome.skipped.append(spec)
             reporter.skipped(spec)
@@ -183,6 +184,14 @@ def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locati
                     raise
                 outcome.unsupported.append((spec, str(exc)))
             forced_marker(store, spec.run_id).unlink(missing_ok=True)
+
+
+def use_cpu_threads(count: int) -> None:
+    """torch's intra-op CPU threads for the next run (0 leaves torch's default)."""
+    import torch
+
+    if count and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
 
 
 def forced_marker(store: ResultStore, run_id: str) -> Path:

@@ -59,6 +59,7 @@ class RunSpec:
         protocol = self.protocol.to_dict()
         protocol.pop("seeds")
         protocol.pop("device")  # where it ran changes timings, not what ran
+        protocol.pop("cpu_threads")
         return {
             "method": self.method,
             "method_config": dataclasses.asdict(self.method_config),
