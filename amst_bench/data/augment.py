@@ -89,13 +89,15 @@ def augment_frames(
     flip: float = 0.5,
 ) -> torch.Tensor:
     """Per-frame RandomResizedCrop(size, scale, ratio) of each frame's true region + horizontal flip
-    with probability `flip`: frames [n, C, H, W] (padded canvas), sizes [n, 2] true (h, w)."""
+    with probability `flip`: frames [n, C, H, W] (padded canvas; uint8 becomes float in [0, 1]),
+    sizes [n, 2] true (h, w)."""
     n = frames.shape[0]
     sizes = sizes.to(frames.device)
     boxes = random_resized_boxes(sizes[:, 0], sizes[:, 1], scale, ratio)
     index = torch.arange(n, device=frames.device, dtype=boxes.dtype).unsqueeze(1)
+    frames = as_float(fill_padding(frames, sizes))
     out = roi_align(
-        fill_padding(frames, sizes),
+        frames,
         torch.cat([index, boxes.to(frames.dtype)], 1),
         output_size=(size, size),
         spatial_scale=1.0,
@@ -107,23 +109,29 @@ def augment_frames(
 
 
 def resize_frames(frames: torch.Tensor, sizes: torch.Tensor, size: int = OUTPUT_SIZE) -> torch.Tensor:
-    """Each frame's true region resized to size × size (Resize((size, size), antialias=True))."""
+    """Each frame's true region resized to size × size (Resize((size, size), antialias=True));
+    uint8 frames become float in [0, 1]."""
     n, c = frames.shape[:2]
     sizes = sizes.to(frames.device)
+
+    def resize(region: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(
+            as_float(region), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+
     distinct, group = torch.unique(sizes, dim=0, return_inverse=True)
     if distinct.shape[0] == 1:  # one video size: a single call, no gathering
         h, w = distinct[0].tolist()
-        return F.interpolate(
-            frames[:, :, :h, :w], size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-    out = frames.new_empty(n, c, size, size)
+        return resize(frames[:, :, :h, :w])
+    out = torch.empty(n, c, size, size, device=frames.device)
     for k, (h, w) in enumerate(distinct.tolist()):
         members = (group == k).nonzero().squeeze(1)
-        out[members] = F.interpolate(
-            frames[members, :, :h, :w], size=(size, size), mode="bilinear", align_corners=False,
-            antialias=True,
-        )
+        out[members] = resize(frames[members, :, :h, :w])
     return out
+
+
+def as_float(frames: torch.Tensor) -> torch.Tensor:
+    return frames.float() / 255.0 if frames.dtype == torch.uint8 else frames
 
 
 def normalise(frames: torch.Tensor) -> torch.Tensor:
@@ -144,7 +152,7 @@ def prepare_inputs(inputs: dict[str, torch.Tensor], train: bool) -> dict[str, to
         b, t, c, h, w = visual.shape
         if sizes is None:
             sizes = torch.tensor([h, w], device=visual.device).expand(b, t, 2)
-        frames = visual.reshape(b * t, c, h, w).float() / 255.0
+        frames = visual.reshape(b * t, c, h, w)  # uint8 until cropped: a quarter of the bytes
         sizes = sizes.reshape(b * t, 2)
         frames = augment_frames(frames, sizes) if train else resize_frames(frames, sizes)
         out["visual"] = normalise(frames).reshape(b, t, c, OUTPUT_SIZE, OUTPUT_SIZE)
