@@ -74,7 +74,7 @@ def test_run_writes_results_and_a_leaderboard_built_from_them(tmp_path, capsys):
         )
         == 0
     )
-    assert "already done" in capsys.readouterr().err
+    assert "done already: " in capsys.readouterr().err
     after = {p.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     assert before == after
 
