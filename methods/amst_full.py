@@ -12,8 +12,11 @@ Follows the official code (CXianRen/AMST, `code/amst_full.py`, `AMST_F_Trainer`)
   - prediction (`amst_full.py`:226): (Σ_m alternating logits_m + joint logits) / (M + 1), i.e. for
     two modalities the mean of [audio, visual, joint].
 Notes / deviations:
-  - per-modality accuracy comes from probes on the alternating module's embeddings (the official
-    code's joint-module probes are never created: `m_h_map` only gets `alt_*` keys);
+  - per-modality accuracy comes from probes on the alternating module's embeddings only. The
+    official code also creates and trains probes (`helpers`) on the joint module's embeddings but
+    never reports them (`m_h_map` only gets `alt_*_h` keys: its `joint` entry reuses the `alt`
+    name); here they are not created. Probes see detached embeddings, so the model is the same;
+    only their small cost is missing from the timings;
   - `skipped_forward` ('official' | 'none') and `skip_enabled` as in AMST-Alt; with
     `skip_enabled=False` this is ablation row 5.
 """

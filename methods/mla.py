@@ -66,6 +66,9 @@ Deviations and choices:
     0.55 (`main(av_alpha=0.55)`, :968), the other 0.45; three modalities a .35, v .25, t .4 (:56-58).
     Set them with `--set mla.fusion=weighted --set mla.fusion_weights.audio=0.55 ...`.
   - orig selects on the test set (no validation split); never done here.
+  - test is evaluated every epoch by default, as AMST's `need_run_test` (always True for MLA; its
+    Table 3 time includes it): `test_every_epoch_default`; `--set test_every_epoch=false` turns it
+    off. The run still reports test at the best validation epoch (AMST: per fusion row).
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class MLA(EncodersAndHead):
     description = "MLA: alternating unimodal steps through one shared head; even/entropy fusion (baseline)"
     Config = MLAConfig
     head_kind = "msum"
+    test_every_epoch_default = True  # mla_new.py `need_run_test`: always
 
     def __init__(self, config: MLAConfig, ctx):
         self._check_weights(config, ctx.modalities)

@@ -29,6 +29,9 @@ Steps 1-4 run in `on_before_optimizer_step` (after backward, before any step, wh
 it); the forward, loss and steps are `EncodersAndHead`'s joint training step.
 Prediction: the fused logits; `modality_logits` are the head's parts.
 
+On text datasets the ResNet18 encoders' 512→768 projection is a 1×1 conv (`OutConv`, the code's
+`out_conv`), so its 4-D gradient is modulated and noised like the other convs, as in the code.
+
 Three modalities: the AMST copy generalises ρ as in step 2 and modulates the arg-max modality
 even when its ρ < 1 (no ρ > 1 test; with three equal scores each ρ = 0.5). We follow it. Only 4-D
 gradients are touched, so a text encoder (RoBERTa there, the tiny text encoder here) is never

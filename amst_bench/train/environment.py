@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -21,6 +23,21 @@ def seed_everything(seed: int) -> None:
     # As the official code's setup_seed: deterministic cuDNN, no autotuning.
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def tf32(enabled: bool | None) -> Iterator[None]:
+    """TF32 for CUDA matmuls and cuDNN convolutions forced on/off inside the block and restored
+    after it; None leaves torch's settings alone (recorded either way by determinism_record)."""
+    if enabled is None:
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def resolve_device(name: str) -> torch.device:

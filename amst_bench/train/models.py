@@ -99,14 +99,26 @@ def _resnet18_trunk(in_channels: int) -> nn.Module:
     return net
 
 
+class OutConv(nn.Conv2d):
+    """512 → d for text datasets (RoBERTa's 768): a bias-free 1×1 conv, as the official `out_conv`,
+    so its gradient is 4-D (OGM-GE modulates it) and `official_init` gives it Kaiming fan-out.
+    Applied to the pooled [B, 512] features; the code applies it before the average pooling, which
+    is the same map (a linear map commutes with averaging)."""
+
+    def __init__(self, embedding_dim: int):
+        super().__init__(512, embedding_dim, kernel_size=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :, None, None]).flatten(1)
+
+
 class ResNet18AudioEncoder(nn.Module):
     """torchvision ResNet18 from scratch on the 1-channel fbank 'image' (official `_ResNet18_A`)."""
 
     def __init__(self, embedding_dim: int = 512):
         super().__init__()
         self.net = _resnet18_trunk(1)
-        # 512 → d for text datasets (RoBERTa's 768), a bias-free linear map as the official 1×1 conv
-        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim, bias=False)
+        self.proj = nn.Identity() if embedding_dim == 512 else OutConv(embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.net(x))
@@ -121,7 +133,7 @@ class ResNet18VisualEncoder(nn.Module):
     def __init__(self, embedding_dim: int = 512):
         super().__init__()
         self.net = _resnet18_trunk(3)
-        self.proj = nn.Identity() if embedding_dim == 512 else nn.Linear(512, embedding_dim, bias=False)
+        self.proj = nn.Identity() if embedding_dim == 512 else OutConv(embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]

@@ -28,6 +28,7 @@ from amst_bench.train.environment import (
     resolve_device,
     seed_everything,
     synchronize,
+    tf32,
     versions,
 )
 from amst_bench.train.method import Method, MethodContext
@@ -138,11 +139,11 @@ def effective_protocol(protocol: Protocol, bundle: DatasetBundle) -> Protocol:
 def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
     """Builds the protocol's encoder for a modality of this dataset."""
 
-    def make(modality: str) -> torch.nn.Module:
+    def make(modality: str, embedding_dim: int | None = None) -> torch.nn.Module:
         return build_encoder(
             modality,
             protocol.encoder,
-            protocol.embedding_dim,
+            protocol.embedding_dim if embedding_dim is None else embedding_dim,
             bundle.input_shapes[modality],
             vocab_size=int(bundle.info.get("text_vocab_size", 0)),
             text_model=protocol.text_model,
@@ -225,6 +226,10 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
+        with tf32(self.spec.method_cls.tf32):  # None: torch's defaults; restored afterwards
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         state = self._start()
         for epoch in range(state.first_epoch, state.protocol.epochs):
             self._epoch(state, epoch)
@@ -256,14 +261,21 @@ class Trainer:
         """Seed, build the method and probes, and restore a checkpoint if the run was cut short."""
         spec, device = self.spec, self.device
         protocol = effective_protocol(spec.protocol, self.bundle)
-        self.embedding_dim = protocol.embedding_dim
         seed_everything(spec.seed)
         train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
         ctx = MethodContext(
             self.bundle, protocol, device, encoder_factory(self.bundle, protocol), train=train
         )
         method = spec.method_cls(spec.method_config, ctx)
-        probes = Probes(method.modalities, protocol.embedding_dim, self.bundle.num_classes).to(device)
+        self.embedding_dim = method.embedding_dim
+        # The user's --set test_every_epoch wins; else the method's default (the official MLA and
+        # unimodal scripts test every epoch), or the profile's setting.
+        self.test_every_epoch = (
+            protocol.test_every_epoch
+            if "test_every_epoch" in spec.overrides
+            else protocol.test_every_epoch or method.test_every_epoch_default
+        )
+        probes = Probes(method.modalities, method.embedding_dim, self.bundle.num_classes).to(device)
         probe_opt = method.sgd(probes.parameters())
         state = RunState(
             protocol=protocol,
@@ -322,7 +334,7 @@ class Trainer:
         method.on_validation_end(epoch, val_eval)
         improved = val_eval.accuracy > state.best["val_acc"]
         test_eval = None
-        if improved or protocol.test_every_epoch:
+        if improved or self.test_every_epoch:
             test_eval = self.evaluate(method, probes, state.test)
         if improved:
             state.best = {"epoch": epoch, "val_acc": val_eval.accuracy, "test": dataclasses.asdict(test_eval)}
@@ -358,7 +370,7 @@ class Trainer:
             "method": spec.method,
             "variant": spec.variant,
             "method_config": dataclasses.asdict(spec.method_config),
-            "method_resolved": method.resolved_options(),
+            "method_resolved": method.resolved_options() | {"test_every_epoch": self.test_every_epoch},
             "dataset": spec.dataset,
             "dataset_info": self.bundle.describe(),
             "dataset_options": dict(spec.dataset_options),
