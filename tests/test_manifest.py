@@ -191,3 +191,71 @@ def test_every_adapter_declares_what_it_does(tmp_path):
     assert synthetic.resolved_options() == {}
     with pytest.raises(UserError, match="--set synthetic.samples: synthetic has no option 'samples'"):
         make_adapter("synthetic", DataLocations(options={"synthetic": {"samples": "9"}}))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "manifest.csv: empty file"),
+        (b"id,label,audio\n", "manifest.csv: no samples, only the header line"),
+    ],
+)
+def test_an_empty_manifest_is_one_line_naming_the_file(tmp_path, content, message, capsys):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "manifest.csv").write_bytes(content)
+    a = adapter(tmp_path / "d", tmp_path / "c")
+    assert any(message in p for p in a.check(PROTOCOL))
+    with pytest.raises(UserError, match=message) as info:
+        a.prepare(PROTOCOL)
+    assert "\n" not in str(info.value)
+    assert cli("data", "check", f"manifest:{tmp_path / 'd'}") == 1
+    assert "Traceback" not in "".join(capsys.readouterr())
+
+
+def _rewrite(root, change):
+    path = root / "manifest.csv"
+    path.write_text(change(path.read_text()))
+
+
+def test_labels_are_read_without_surrounding_spaces(tmp_path):
+    make_manifest(tmp_path / "d", labels=("high", "low"))
+    _rewrite(tmp_path / "d", lambda text: text.replace("high0,high,", "high0, high ,"))
+    bundle = adapter(tmp_path / "d", tmp_path / "c").load(PROTOCOL)
+    assert bundle.class_names == ("high", "low")
+
+
+def test_a_class_with_a_single_sample_is_refused_naming_it(tmp_path):
+    make_manifest(tmp_path / "d")
+    _rewrite(tmp_path / "d", lambda text: text.replace("dog0,dog,", "dog0,wolf,"))
+    problems = adapter(tmp_path / "d", tmp_path / "c").check(PROTOCOL)
+    assert any("class 'wolf' has a single sample" in p for p in problems), problems
+
+
+def test_an_empty_path_is_reported_with_line_and_id(tmp_path):
+    make_manifest(tmp_path / "d")
+    _rewrite(tmp_path / "d", lambda text: text.replace("\ncat1,cat,wav/cat1.wav,", "\n\ncat1,cat,,"))
+    a = adapter(tmp_path / "d", tmp_path / "c")
+    problems = a.check(PROTOCOL)
+    # the blank line before it is counted: line 4 of the file
+    assert any(p.endswith("manifest.csv line 4 (id cat1): empty 'audio' path") for p in problems), problems
+    assert cache_files(tmp_path / "c") == []
+
+
+def test_a_manifest_with_a_byte_order_mark_and_windows_line_ends_is_read(tmp_path):
+    make_manifest(tmp_path / "d", with_split=True)
+    plain = adapter(tmp_path / "d", tmp_path / "c").scan(PROTOCOL)
+    path = tmp_path / "d" / "manifest.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_text().replace("\n", "\r\n").encode())
+    scan = adapter(tmp_path / "d", tmp_path / "c").scan(PROTOCOL)
+    assert scan.problems == [] and scan.splits == plain.splits
+    assert [(r.id, r.label, r.sources, r.split) for r in scan.records] == [
+        (r.id, r.label, r.sources, r.split) for r in plain.records
+    ]
+
+
+def test_an_unknown_split_value_is_refused_naming_the_line(tmp_path):
+    make_manifest(tmp_path / "d", with_split=True)
+    _rewrite(tmp_path / "d", lambda text: text.replace("frames/cat2,val\n", "frames/cat2,dev\n"))
+    problems = adapter(tmp_path / "d", tmp_path / "c").check(PROTOCOL)
+    expected = "manifest.csv:4: split 'dev'; expected train, val or test"
+    assert any(p.endswith(expected) for p in problems), problems
