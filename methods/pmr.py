@@ -8,7 +8,8 @@ Codes followed:
                     `calculate_prototype`, `main`) with the flags of its `bash.sh` runs.
 
 Mechanism (both codes):
-  - joint training of both encoders and the `lsum` head with CE on the fused logits;
+  - joint training of both encoders and the `lsum` head with CE on the fused logits
+    (`EncodersAndHead`'s step; the prototype term below is its `extra_loss`);
   - prototypes: per modality, the mean embedding of each class, computed with the model in eval mode
     and without gradient (pmr3_new.py:214-284, main_Prototype_grad.py:383-441), before every epoch's
     training, then blended with the previous ones: P = (1 - m)·mean + m·P_old (m = `momentum`,

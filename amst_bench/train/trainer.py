@@ -3,7 +3,8 @@
 Methods override hooks (see amst_bench.train.method); the loop itself is the same for every method, so
 timings and selection are comparable. Seconds per epoch are measured with the device synchronised
 and stored twice per epoch: training only, and the whole epoch with validation (+ test when it
-runs), which is what the paper's Table 3 reports.
+runs: when validation improves, or every epoch for methods whose official script does so), which
+is what the paper's Table 3 reports.
 """
 
 from __future__ import annotations
