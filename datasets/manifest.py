@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.data.files import FileDataset, Record
-from amst_bench.data.splits import SPLITS, random_split
+from amst_bench.data.splits import SPLITS, random_split, seeded_split_name
 from amst_bench.options import option
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
@@ -151,4 +151,6 @@ class Manifest(FileDataset):
         return tuple(m for m in KNOWN_MODALITIES if records and m in records[0].sources)
 
     def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
-        return "manifest" if any(r.split for r in records) else "random-80/10/10"
+        if any(r.split for r in records):
+            return "manifest"
+        return seeded_split_name("random", protocol.split, self.options.split_seed)

@@ -259,3 +259,12 @@ def test_an_unknown_split_value_is_refused_naming_the_line(tmp_path):
     problems = adapter(tmp_path / "d", tmp_path / "c").check(PROTOCOL)
     expected = "manifest.csv:4: split 'dev'; expected train, val or test"
     assert any(p.endswith(expected) for p in problems), problems
+
+
+def test_the_split_label_names_the_seed_so_differently_drawn_splits_are_never_pooled(tmp_path):
+    from amst_bench.protocol import get_profile
+
+    protocol = get_profile("smoke")
+    seeded = make_adapter(f"manifest:{tmp_path}", DataLocations(options={"manifest": {"split_seed": "3"}}))
+    assert adapter(tmp_path, tmp_path / "c").split_name(protocol) == "random-80/10/10"
+    assert seeded.split_name(protocol) == "random-80/10/10-seed3"
