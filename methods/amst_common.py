@@ -121,6 +121,24 @@ def mean_loss(losses: list[torch.Tensor], fallback: torch.Tensor) -> torch.Tenso
     return torch.stack(losses).mean() if losses else fallback.detach()
 
 
+def encode_with_skips(
+    encoders: nn.ModuleDict,
+    inputs: dict[str, torch.Tensor],
+    trained: tuple[str, ...],
+    skipped_forward: str,
+) -> dict[str, torch.Tensor]:
+    """Embeddings of the trained modalities; skipped ones are forwarded without a graph
+    ('official': train mode, so BatchNorm statistics move, but no gradient) or not at all ('none')."""
+    out: dict[str, torch.Tensor] = {}
+    for m in encoders:
+        if m in trained:
+            out[m] = encoders[m](inputs[m])
+        elif skipped_forward == "official":
+            with torch.no_grad():
+                out[m] = encoders[m](inputs[m])
+    return out
+
+
 def one_module_step(
     method: EncodersAndHead,
     batch: Batch,
@@ -130,7 +148,7 @@ def one_module_step(
     """AMST-Alt / AMST-Joint: encode (skipped encoders per `skipped_forward`), then `update` the
     trained modalities; the fused logits (for train accuracy) come from the model before it."""
     trained = method.trained_modalities(epoch)
-    embeddings = method.encode(
+    embeddings = encode_with_skips(
         method.model["encoders"], batch.inputs, trained, method.config.skipped_forward
     )
     with torch.no_grad():  # training accuracy, from the model as it was before this step

@@ -31,6 +31,7 @@ import torch.nn as nn
 from amst_bench.data.tensors import Batch
 from amst_bench.methods.amst_common import (
     SkipOptions,
+    encode_with_skips,
     joint_update,
     mean_loss,
     schedule_from,
@@ -96,8 +97,8 @@ class AmstFull(Method):
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
         trained = self.trained_modalities(epoch)
         mode = self.config.skipped_forward
-        alt_emb = self.encode(self.model["alt"]["encoders"], batch.inputs, trained, mode)
-        joint_emb = self.encode(self.model["joint"]["encoders"], batch.inputs, trained, mode)
+        alt_emb = encode_with_skips(self.model["alt"]["encoders"], batch.inputs, trained, mode)
+        joint_emb = encode_with_skips(self.model["joint"]["encoders"], batch.inputs, trained, mode)
         with torch.no_grad():
             fused = self.fuse(
                 {m: e.detach() for m, e in alt_emb.items()},

@@ -192,21 +192,10 @@ class Method:
 
     @staticmethod
     def encode(
-        encoders: nn.ModuleDict,
-        inputs: dict[str, torch.Tensor],
-        trained: tuple[str, ...] | set[str],
-        skipped_forward: str = "official",
+        encoders: nn.ModuleDict, inputs: dict[str, torch.Tensor], modalities: tuple[str, ...] | set[str]
     ) -> dict[str, torch.Tensor]:
-        """Embeddings of each modality; skipped ones are forwarded without a graph ('official')
-        or not at all ('none')."""
-        out: dict[str, torch.Tensor] = {}
-        for m in encoders:
-            if m in trained:
-                out[m] = encoders[m](inputs[m])
-            elif skipped_forward == "official":
-                with torch.no_grad():
-                    out[m] = encoders[m](inputs[m])
-        return out
+        """Embeddings of the given modalities (AMST's skipped encoders: methods/amst_common.py)."""
+        return {m: encoders[m](inputs[m]) for m in encoders if m in modalities}
 
     @staticmethod
     def step(
