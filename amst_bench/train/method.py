@@ -86,6 +86,10 @@ class NoOptions:
 class Method:
     """Base class of every method plugin; subclasses override hooks, never the loop."""
 
+    # Bumped when a change alters what the method computes, so that results stored by the older
+    # code are not taken as this code's (the run identity includes it from 2 on).
+    version: ClassVar[int] = 1
+
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions

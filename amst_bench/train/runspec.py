@@ -60,13 +60,16 @@ class RunSpec:
         protocol.pop("seeds")
         protocol.pop("device")  # where it ran changes timings, not what ran
         protocol.pop("cpu_threads")
-        return {
+        identity = {
             "method": self.method,
             "method_config": dataclasses.asdict(self.method_config),
             "dataset": self.dataset,
             "dataset_options": dict(sorted(self.dataset_options.items())),
             "protocol": protocol,
         }
+        if self.method_cls.version > 1:  # a method whose behaviour changed: its old results are not reused
+            identity["method_version"] = self.method_cls.version
+        return identity
 
     @property
     def config_hash(self) -> str:
