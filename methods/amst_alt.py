@@ -16,27 +16,13 @@ Deviations / options:
 
 from __future__ import annotations
 
-from amst_bench.methods.amst_common import SkipOptions, one_module_step, schedule_from, skip_record
+from amst_bench.methods.amst_common import AmstOneModule
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead
 from amst_bench.train.updates import alternating_update
 
 
 @register_method("amst-alt")
-class AmstAlt(EncodersAndHead):
+class AmstAlt(AmstOneModule):
     description = "AMST alternating module: per-modality losses, shared head, skip training"
-    Config = SkipOptions
     head_kind = "msum"
-
-    def __init__(self, config, ctx):
-        self.schedule = schedule_from(config, ctx.modalities, ctx.dataset.default_skip)
-        super().__init__(config, ctx)
-
-    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
-        return self.schedule.active(epoch, self.modalities)
-
-    def resolved_options(self):
-        return skip_record(self.config, self.schedule)
-
-    def training_step(self, batch, epoch):
-        return one_module_step(self, batch, epoch, alternating_update)
+    update = staticmethod(alternating_update)

@@ -1,5 +1,6 @@
-"""What AMST-Alt, AMST-Joint and AMST-Full share: the skip rule as a `SkipSchedule` they hold,
-their options, the joint (sub-head) update and the one-module training step.
+"""What AMST-Alt, AMST-Joint and AMST-Full share: the skip rule as a `SkipSchedule` they hold
+(`AmstMethod`, their base), their options, the joint (sub-head) update and the one-module
+training step (`AmstOneModule`, the base of AMST-Alt and AMST-Joint).
 
 Skip rule: modality m is trained in epoch e iff e mod s_m == 0, with epochs counted from 0 as in
 the official code (`for epoch in range(epochs)`; `epoch % s != 0` → skip): s = 5 trains in epochs
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -139,22 +140,43 @@ def encode_with_skips(
     return out
 
 
-def one_module_step(
-    method: EncodersAndHead,
-    batch: Batch,
-    epoch: int,
-    update: Callable[..., list[torch.Tensor]],
-) -> StepOutput:
-    """AMST-Alt / AMST-Joint: encode (skipped encoders per `skipped_forward`), then `update` the
-    trained modalities; the fused logits (for train accuracy) come from the model before it."""
-    trained = method.trained_modalities(epoch)
-    embeddings = encode_with_skips(
-        method.model["encoders"], batch.inputs, trained, method.config.skipped_forward
-    )
-    with torch.no_grad():  # training accuracy, from the model as it was before this step
-        fused, _ = method.model["head"]({m: e.detach() for m, e in embeddings.items()})
-    losses = update(
-        embeddings, method.model["head"], list(method.optimizers.values()), batch.labels, trained
-    )
-    fallback = method.cross_entropy(fused, batch.labels)
-    return StepOutput(mean_loss(losses, fallback), fused, embeddings)
+class AmstMethod(Method):
+    """Base of the AMST methods: `SkipOptions`, and the skip schedule, resolved against the
+    dataset's paper values, held as `self.schedule`; it decides `trained_modalities` and fills
+    in the skip parameters that ran in `resolved_options`."""
+
+    abstract = True  # the base of amst-alt / amst-joint / amst-full, not a method of its own
+    Config: ClassVar[type] = SkipOptions
+
+    def __init__(self, config, ctx):
+        self.schedule = schedule_from(config, ctx.modalities, ctx.dataset.default_skip)
+        super().__init__(config, ctx)
+
+    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
+        return self.schedule.active(epoch, self.modalities)
+
+    def resolved_options(self) -> dict[str, Any]:
+        return skip_record(self.config, self.schedule)
+
+
+class AmstOneModule(AmstMethod, EncodersAndHead):
+    """AMST-Alt / AMST-Joint: one module (encoders and a `head_kind` head) trained by `update`
+    (`alternating_update` or `joint_update`)."""
+
+    abstract = True
+    update: ClassVar[Callable[..., list[torch.Tensor]]]
+
+    def training_step(self, batch: Batch, epoch: int) -> StepOutput:
+        """Encode (skipped encoders per `skipped_forward`), then `update` the trained modalities;
+        the fused logits (for train accuracy) come from the model before it."""
+        trained = self.trained_modalities(epoch)
+        embeddings = encode_with_skips(
+            self.model["encoders"], batch.inputs, trained, self.config.skipped_forward
+        )
+        with torch.no_grad():  # training accuracy, from the model as it was before this step
+            fused, _ = self.model["head"]({m: e.detach() for m, e in embeddings.items()})
+        losses = self.update(
+            embeddings, self.model["head"], list(self.optimizers.values()), batch.labels, trained
+        )
+        fallback = self.cross_entropy(fused, batch.labels)
+        return StepOutput(mean_loss(losses, fallback), fused, embeddings)

@@ -30,16 +30,15 @@ import torch.nn as nn
 
 from amst_bench.data.tensors import Batch
 from amst_bench.methods.amst_common import (
+    AmstMethod,
     SkipOptions,
     encode_with_skips,
     joint_update,
     mean_loss,
-    schedule_from,
-    skip_record,
 )
 from amst_bench.options import option
 from amst_bench.registry import register_method
-from amst_bench.train.method import Method, Prediction, StepOutput
+from amst_bench.train.method import Prediction, StepOutput
 from amst_bench.train.models import build_head
 from amst_bench.train.updates import alternating_update
 
@@ -53,19 +52,9 @@ class AmstFullOptions(SkipOptions):
 
 
 @register_method("amst-full")
-class AmstFull(Method):
+class AmstFull(AmstMethod):
     description = "AMST full: alternating + joint modules, logits averaged, skip training"
     Config = AmstFullOptions
-
-    def __init__(self, config, ctx):
-        self.schedule = schedule_from(config, ctx.modalities, ctx.dataset.default_skip)
-        super().__init__(config, ctx)
-
-    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
-        return self.schedule.active(epoch, self.modalities)
-
-    def resolved_options(self):
-        return skip_record(self.config, self.schedule)
 
     def build_model(self) -> nn.ModuleDict:
         ctx = self.ctx

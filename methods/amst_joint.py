@@ -14,32 +14,12 @@ Options: `skipped_forward` ('official' | 'none') and `skip_enabled` as in AMST-A
 
 from __future__ import annotations
 
-from amst_bench.methods.amst_common import (
-    SkipOptions,
-    joint_update,
-    one_module_step,
-    schedule_from,
-    skip_record,
-)
+from amst_bench.methods.amst_common import AmstOneModule, joint_update
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead
 
 
 @register_method("amst-joint")
-class AmstJoint(EncodersAndHead):
+class AmstJoint(AmstOneModule):
     description = "AMST joint module: concat head, sub-head of active modalities, skip training"
-    Config = SkipOptions
     head_kind = "concat"
-
-    def __init__(self, config, ctx):
-        self.schedule = schedule_from(config, ctx.modalities, ctx.dataset.default_skip)
-        super().__init__(config, ctx)
-
-    def trained_modalities(self, epoch: int) -> tuple[str, ...]:
-        return self.schedule.active(epoch, self.modalities)
-
-    def resolved_options(self):
-        return skip_record(self.config, self.schedule)
-
-    def training_step(self, batch, epoch):
-        return one_module_step(self, batch, epoch, joint_update)
+    update = staticmethod(joint_update)
