@@ -183,6 +183,7 @@ def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locati
                 if strict:
                     raise
                 outcome.unsupported.append((spec, str(exc)))
+                reporter.unsupported(spec, str(exc))
             forced_marker(store, spec.run_id).unlink(missing_ok=True)
 
 

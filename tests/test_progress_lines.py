@@ -22,3 +22,11 @@ def test_lines_name_the_full_variant_unwrapped_and_count_only_runs_that_train(tm
     # One line, longer than 80 columns, with the variant's options in full; counted 1 of 1.
     assert trained.startswith("[1/1] amst-alt[skip_enabled=False;skipped_forward=none] on synthetic, seed 0:")
     assert len(trained) > 80
+
+
+def test_methods_that_cannot_run_are_not_counted(tmp_path, capsys):
+    assert run(tmp_path, "all") == 0
+    err = capsys.readouterr().err
+    counted = [line for line in err.splitlines() if "test acc" in line]
+    assert "not run: text on synthetic" in err
+    assert counted[-1].startswith(f"[{len(counted)}/{len(counted)}] ")

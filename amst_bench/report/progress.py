@@ -85,6 +85,10 @@ class RichReporter:
         self.total_runs -= 1  # planned to train here, but another process has it
         self._say(f"left to another process: {spec.label} (it is training it now)")
 
+    def unsupported(self, spec: RunSpec, reason: str) -> None:
+        """A method that cannot run on the dataset: not counted (the CLI names it once at the end)."""
+        self.total_runs -= 1
+
     def _say(self, line: str) -> None:
         """One plain line: variant labels like `amst-alt[skip_enabled=False]` are not markup."""
         self.console.print(line, highlight=False, markup=False)

@@ -43,6 +43,7 @@ class EpochReporter(TypingProtocol):
     def end_run(self, result: RunResult) -> None: ...
     def skipped(self, spec: RunSpec) -> None: ...
     def busy(self, spec: RunSpec) -> None: ...
+    def unsupported(self, spec: RunSpec, reason: str) -> None: ...
 
 
 class SilentReporter:
@@ -59,6 +60,9 @@ class SilentReporter:
         pass
 
     def busy(self, spec):
+        pass
+
+    def unsupported(self, spec, reason):
         pass
 
 
