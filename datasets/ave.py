@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amst_bench.data.files import FileDataset, Listing, Record, Scan
-from amst_bench.data.splits import SPLITS, SplitEntry, is_number, overlaps, read_split_entries
+from amst_bench.data.splits import SPLITS, SplitEntry, is_number, read_split_entries, warn_overlaps
 from amst_bench.protocol import Protocol
 from amst_bench.registry import register_dataset
 
@@ -247,9 +247,4 @@ class AVE(FileDataset):
                 message += f"; {len(apart)} of them stand in two splits (e.g. {apart[0]}): accepted as given"
             warnings.warn(message, stacklevel=3)
         split_name = "amst-files" if self.split_dir else "official"
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"ave {split_name} split: {len(both)} sample(s) in both {a} and {b} "
-                f"(e.g. {sorted(both)[0]}); accepted as given",
-                stacklevel=3,
-            )
+        warn_overlaps(splits, f"ave {split_name} split", stacklevel=3)

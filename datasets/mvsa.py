@@ -76,10 +76,12 @@ from amst_bench.data.files import FileDataset, Record, Scan, TextSetup
 from amst_bench.data.preprocess import DecodeError
 from amst_bench.data.splits import (
     SPLITS,
-    overlaps,
+    check_split_ids,
     random_split,
+    read_lines,
     read_split_entries,
     read_split_folder,
+    warn_overlaps,
     write_split_files,
 )
 from amst_bench.errors import UserError
@@ -124,18 +126,20 @@ def read_text(path: Path) -> tuple[str, str]:
     return text.strip(), encoding
 
 
+def _decoded_lines(path: Path) -> list[str]:
+    """A file's lines as `_decode` reads it, a leading BOM dropped (split at \\n only)."""
+    text, _ = _decode(path)
+    return text.removeprefix("\ufeff").split("\n")
+
+
 def _lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
     """Non-blank stripped lines with their numbers (from 1); None, with a problem, when unreadable."""
-    try:
-        text, _ = _decode(path)
-    except FileNotFoundError:
-        problems.append(f"{path}: missing")
-        return None
-    except OSError as exc:
-        problems.append(f"{path}: cannot read ({exc.strerror or exc})")
-        return None
-    text = text.removeprefix("\ufeff")
-    return [(n, line.strip()) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    return read_lines(path, problems, _decoded_lines)
+
+
+def _jpg(sample: str) -> str:
+    """How messages name a pair: by its image file."""
+    return f"{sample}.jpg"
 
 
 def _parse_amst(index: int, line: str) -> tuple[str, str] | str:
@@ -298,12 +302,7 @@ class MVSA(FileDataset):
         else:
             splits = random_split(sorted(labels), protocol.split, self.options.split_seed)
             write_split_files(folder, splits, labels, suffix=".jpg")
-        unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
-        if unknown:
-            problems.append(
-                f"{folder}: split files name {len(unknown)} pair(s) not in the dataset, "
-                f"e.g. {unknown[0]}.jpg (delete the folder to draw a new split)"
-            )
+        check_split_ids(folder, splits, labels, problems, "pair", _jpg)
         return splits
 
     def _official(self, labels: dict[str, str], problems: list[str]) -> dict[str, list[str]]:
@@ -328,12 +327,7 @@ class MVSA(FileDataset):
                     problems.append(f"{path}:{entry.number}: {error}")
                     continue
                 splits[split].append(entry.id)
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"mvsa official split: {len(both)} pair(s) in both {a} and {b} "
-                f"(e.g. {sorted(both)[0]}.jpg); accepted as given",
-                stacklevel=3,
-            )
+        warn_overlaps(splits, "mvsa official split", "pair", _jpg, stacklevel=3)
         return splits
 
     @staticmethod

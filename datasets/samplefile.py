@@ -19,7 +19,13 @@ from typing import ClassVar
 from amst_bench.atomic import atomic_write_text
 from amst_bench.data.files import FileDataset, Record
 from amst_bench.data.preprocess import DecodeError
-from amst_bench.data.splits import SPLITS, overlaps, read_lines, read_split_entries, seeded_split_name
+from amst_bench.data.splits import (
+    SPLITS,
+    read_lines,
+    read_split_entries,
+    seeded_split_name,
+    warn_overlaps,
+)
 from amst_bench.options import option
 from amst_bench.protocol import Protocol
 
@@ -238,12 +244,7 @@ class SampleFileDataset(FileDataset):
                     )
                     continue
                 splits[split].append(entry.id)
-        for (a, b), both in overlaps(splits).items():
-            warnings.warn(
-                f"{self.name} {split_name} split: {len(both)} {self.noun}(s) in both {a} and {b} "
-                f"(e.g. {sorted(both, key=self.order_key)[0]}); accepted as given",
-                stacklevel=2,
-            )
+        warn_overlaps(splits, f"{self.name} {split_name} split", self.noun, key=self.order_key)
         if stored:
             listed = {i for ids in splits.values() for i in ids}
             left = [i for i in labels if i not in listed]

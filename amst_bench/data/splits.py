@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from amst_bench.atomic import atomic_write_text
 from amst_bench.errors import UserError
@@ -52,11 +53,14 @@ def group_split(
     return out
 
 
-def read_lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
-    """Non-blank stripped lines of a UTF-8 text file with their numbers (from 1); None, with a
-    problem naming the file, when it is missing or unreadable."""
+def read_lines(
+    path: Path, problems: list[str], decode: Callable[[Path], list[str]] | None = None
+) -> list[tuple[int, str]] | None:
+    """Non-blank stripped lines of a text file with their numbers (from 1); None, with a problem
+    naming the file, when it is missing or unreadable. `decode(path)` gives the file's lines
+    (default: UTF-8, a leading BOM dropped, split by `str.splitlines`)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        lines = decode(path) if decode is not None else path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         problems.append(f"{path}: missing")
         return None
@@ -66,7 +70,7 @@ def read_lines(path: Path, problems: list[str]) -> list[tuple[int, str]] | None:
     except OSError as exc:
         problems.append(f"{path}: cannot read ({exc.strerror or exc})")
         return None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def is_number(text: str) -> bool:
@@ -186,12 +190,7 @@ def stored_seeded_split(
             splits = random_split(ids, fractions, seed)
         if not problems:  # a split drawn from broken data is not kept for later runs
             write_split_files(folder, splits, dict(labels), suffix=suffix)
-    unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
-    if unknown:
-        problems.append(
-            f"{folder}: split files name {len(unknown)} sample(s) not in the dataset, "
-            f"e.g. {unknown[0]} (delete the folder to draw a new split)"
-        )
+    check_split_ids(folder, splits, labels, problems)
     return splits
 
 
@@ -218,12 +217,7 @@ def read_given_split(
                     f"{folder / filename}: {sample} labelled {label}, the dataset says {labels[sample]}"
                 )
         splits[split] = [sample for sample, _ in pairs]
-    for (a, b), both in overlaps(splits).items():
-        warnings.warn(
-            f"{dataset} split files: {len(both)} sample(s) in both {a} and {b} "
-            f"(e.g. {sorted(both)[0]}); accepted as given",
-            stacklevel=3,
-        )
+    warn_overlaps(splits, f"{dataset} split files", stacklevel=3)
     return splits
 
 
@@ -236,3 +230,40 @@ def overlaps(splits: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], set[s
             if both:
                 found[(a, b)] = both
     return found
+
+
+def warn_overlaps(
+    splits: Mapping[str, Sequence[str]],
+    where: str,
+    noun: str = "sample",
+    shown: Callable[[str], str] = str,
+    key: Callable[[str], Any] | None = None,
+    stacklevel: int = 2,
+) -> None:
+    """A warning per two splits that share ids, which are accepted as given: `<where>: N
+    <noun>(s) in both A and B (e.g. <the first id by `key`, as `shown`>); accepted as given`.
+    `stacklevel` counts from the caller, as warnings.warn's."""
+    for (a, b), both in overlaps(splits).items():
+        warnings.warn(
+            f"{where}: {len(both)} {noun}(s) in both {a} and {b} "
+            f"(e.g. {shown(sorted(both, key=key)[0])}); accepted as given",
+            stacklevel=stacklevel + 1,
+        )
+
+
+def check_split_ids(
+    folder: Path,
+    splits: Mapping[str, Sequence[str]],
+    labels: Mapping[str, str],
+    problems: list[str],
+    noun: str = "sample",
+    shown: Callable[[str], str] = str,
+) -> None:
+    """A problem when the stored split files in `folder` name ids that are not samples of the
+    dataset (they are deleted to draw a new split)."""
+    unknown = sorted({i for s in SPLITS for i in splits[s]} - set(labels))
+    if unknown:
+        problems.append(
+            f"{folder}: split files name {len(unknown)} {noun}(s) not in the dataset, "
+            f"e.g. {shown(unknown[0])} (delete the folder to draw a new split)"
+        )
