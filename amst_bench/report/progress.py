@@ -21,26 +21,22 @@ if TYPE_CHECKING:
     from amst_bench.train.runspec import RunSpec
 
 
-class RichReporter:
-    """Reports grid progress (implements amst_bench.train.trainer.EpochReporter); use as a context
-    manager around a grid of runs."""
+class _Bar:
+    """A transient rich bar, shown on a terminal only, with the columns `first`, the bar, n/N,
+    `extra`, elapsed and remaining time; used as a context manager."""
 
-    def __init__(self, total_runs: int, console: Console | None = None):
-        # Off a terminal (pipes, CI logs) lines are never wrapped: one finished run, one line.
-        self.console = console or Console(stderr=True, soft_wrap=True)
-        self.interactive = self.console.is_terminal
-        self.total_runs = total_runs
-        self.done_runs = 0
+    def __init__(self, console: Console, first: TextColumn, *extra: TextColumn):
+        self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False),
+            first,
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"),
+            *extra,
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
-            disable=not self.interactive,
+            disable=not self.console.is_terminal,
         )
         self.task = None
 
@@ -50,6 +46,22 @@ class RichReporter:
 
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
+
+
+class RichReporter(_Bar):
+    """Reports grid progress (implements amst_bench.train.trainer.EpochReporter); use as a context
+    manager around a grid of runs."""
+
+    def __init__(self, total_runs: int, console: Console | None = None):
+        # Off a terminal (pipes, CI logs) lines are never wrapped: one finished run, one line.
+        super().__init__(
+            console or Console(stderr=True, soft_wrap=True),
+            TextColumn("{task.description}", markup=False),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"),
+        )
+        self.interactive = self.console.is_terminal
+        self.total_runs = total_runs
+        self.done_runs = 0
 
     def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None:
         if self.task is not None:
@@ -94,29 +106,11 @@ class RichReporter:
         self.console.print(line, highlight=False, markup=False)
 
 
-class DecodeProgress:
+class DecodeProgress(_Bar):
     """A bar while a dataset is decoded into its cache (terminal only; silent otherwise)."""
 
     def __init__(self, label: str, console: Console | None = None):
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn(label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-            disable=not self.console.is_terminal,
-        )
-        self.task = None
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+        super().__init__(console or Console(stderr=True), TextColumn(label))
 
     def __call__(self, done: int, total: int) -> None:
         if self.task is None:
