@@ -14,7 +14,7 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 def tests(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", *session.posargs)
+    session.run("pytest", "-q", "-n", "2", *session.posargs)
 
 
 @nox.session

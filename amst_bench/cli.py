@@ -194,24 +194,29 @@ def _select(reg: registry.Registry, spec: str, flag: str) -> list[str]:
 
 
 def _grid(opts: GridOptions, methods: str, variants=None):
-    """The planned runs of a grid command, and where its data is."""
-    from amst_bench.runner import GridRequest, plan
-
+    """The planned runs of a grid command, and where its data is. Flags are checked before torch
+    is imported, so a mistake is reported at once."""
     overrides = split_overrides(opts.sets, opts.text_model)
     protocol = apply_overrides(get_profile(opts.profile), overrides.protocol)
     try:
         dataset_refs = select_datasets(opts.datasets)
     except UserError as exc:
         raise UserError(f"--datasets: {exc}") from None
+    method_names = _select(registry.methods, methods, "--methods") if variants is None else []
+    seeds = parse_seeds(opts.seeds) if opts.seeds is not None else list(protocol.seeds)
+    locations = DataLocations.from_environment(opts.data_root, opts.cache_dir, overrides.datasets)
+
+    from amst_bench.runner import GridRequest, plan
+
     request = GridRequest(
-        methods=_select(registry.methods, methods, "--methods") if variants is None else [],
+        methods=method_names,
         datasets=dataset_refs,
-        seeds=parse_seeds(opts.seeds) if opts.seeds is not None else list(protocol.seeds),
+        seeds=seeds,
         protocol=protocol,
         protocol_overrides=overrides.protocol,
         method_overrides=overrides.methods,
         variants=variants,
-        locations=DataLocations.from_environment(opts.data_root, opts.cache_dir, overrides.datasets),
+        locations=locations,
     )
     return plan(request), request.locations
 
