@@ -387,8 +387,12 @@ def status(results_dir: ResultsOpt = Path("results")) -> None:
         typer.echo(f"finished  {count:4d} run(s)  {dataset}  [{label}]")
     resumable = store.in_progress()
     for p in resumable:
+        # A checkpoint beside a stored result is an interrupted --force redo: a plain `run` keeps
+        # the stored result, only `run --force` resumes the redo.
+        redo = store.has_result(p.run_id)
+        how = "resumable with --force (a redo; the stored result stands)" if redo else "resumable"
         typer.echo(
-            f"resumable {p.variant} on {p.dataset}, seed {p.seed} [{p.protocol_label}]: "
+            f"{how} {p.variant} on {p.dataset}, seed {p.seed} [{p.protocol_label}]: "
             f"{p.epochs_done}/{p.epochs} epochs, best val {p.best_val_acc:.1%}"
         )
     if not finished and not resumable:

@@ -130,3 +130,25 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     again = amst_bench(tmp_path, "--no-leaderboard")
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "r" / "runs").glob("*.json"))) == 1
+
+
+def test_force_keeps_the_result_resumes_its_own_redo_and_status_says_which(tmp_path, uninterrupted):
+    assert amst_bench(tmp_path).returncode == 0
+    # A --force redo killed after its second checkpoint: the stored result stands.
+    killed = amst_bench(tmp_path, "--force", env={"AMST_BENCH_KILL_DURING_WRITE": "checkpoints/*.pt@3"})
+    assert killed.returncode == -signal.SIGKILL
+    assert outcome(tmp_path / "r") == uninterrupted
+    assert "resumable with --force (a redo; the stored result stands) ogm-ge on synthetic" in status(tmp_path)
+    # A plain run keeps the stored result; --force resumes the redo from its checkpoint.
+    plain = amst_bench(tmp_path)
+    assert "done already" in plain.stderr
+    redo = amst_bench(tmp_path, "--force")
+    assert redo.returncode == 0 and "resumed from its checkpoint, 2/4 epochs done" in redo.stderr
+    assert outcome(tmp_path / "r") == uninterrupted
+    assert "resumable" not in status(tmp_path)
+
+
+def status(tmp: Path) -> str:
+    command = [sys.executable, "-c", "from amst_bench.cli import main; main()", "status", "--results-dir",
+               str(tmp / "r")]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
