@@ -39,7 +39,8 @@ AMST loader's single-image branch).
 Splits (`--set mvsa.split=…`):
   random    (default) seeded 80/10/10 over the 4,511 kept pairs (`--set mvsa.split_seed=N`, default
             0), written once to split files in the AMST format (`897.jpg positive`) under
-            <cache dir>/mvsa/splits/random-seed<N>/ and reused
+            <cache dir>/mvsa/splits/random-seed<N>/ and reused; its label names the seed
+            (random-80/10/10-seed3) unless it is 0
   official  the AMST repository's split files, `--set mvsa.split_dir=DIR` holding
             my_train_mvsa.txt, my_val_mvsa.txt and my_test_mvsa.txt (lines `<id>.jpg <label>`, e.g.
             `897.jpg positive`; giving split_dir alone selects this split). Accepted as given,
@@ -81,6 +82,7 @@ from amst_bench.data.splits import (
     read_lines,
     read_split_entries,
     read_split_folder,
+    seeded_split_name,
     warn_overlaps,
     write_split_files,
 )
@@ -181,7 +183,9 @@ class MVSA(FileDataset):
     # ------------------------------------------------------------------ options
 
     def split_name(self, protocol: Protocol, records: Sequence[Record] = ()) -> str:
-        return {"random": "random-80/10/10", "official": "official-amst"}[self.options.split]
+        if self.options.split == "official":
+            return "official-amst"
+        return seeded_split_name("random", protocol.split, self.options.split_seed)
 
     def class_names(self, records: list[Record]) -> list[str]:
         return list(CLASSES)  # the stat file's three classes, whatever the samples hold
@@ -292,7 +296,7 @@ class MVSA(FileDataset):
         labels = {r.id: r.label for r in records}
         if self.options.split == "official":
             return self._official(labels, problems)
-        folder = self.source.cache_dir / self.name / "splits" / f"random-seed{self.options.split_seed}"
+        folder = self.seeded_split_folder(protocol, "random", self.options.split_seed)
         if all((folder / f"{s}.txt").is_file() for s in SPLITS):
             try:
                 splits = read_split_folder(folder, suffix=".jpg")
@@ -301,7 +305,8 @@ class MVSA(FileDataset):
                 return {s: [] for s in SPLITS}
         else:
             splits = random_split(sorted(labels), protocol.split, self.options.split_seed)
-            write_split_files(folder, splits, labels, suffix=".jpg")
+            if not problems:  # a split drawn from broken data is not kept for later runs
+                write_split_files(folder, splits, labels, suffix=".jpg")
         check_split_ids(folder, splits, labels, problems, "pair", _jpg)
         return splits
 

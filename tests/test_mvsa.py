@@ -313,3 +313,16 @@ def test_cli_data_check_and_a_one_epoch_run_of_two_methods(tmp_path, model, caps
 
 def test_missing_folder_is_one_clear_error(tmp_path):
     assert cli("data", "check", f"mvsa:{tmp_path / 'nope'}") == 2
+
+
+def test_the_random_split_label_and_folder_name_the_seed_and_fractions(tmp_path):
+    import dataclasses
+
+    from amst_bench.protocol import get_profile
+
+    protocol = get_profile("smoke")
+    seeded = make_adapter(f"mvsa:{tmp_path}", DataLocations(cache_dir=tmp_path / "c",
+                                                            options={"mvsa": {"split_seed": "3"}}))
+    assert seeded.split_name(protocol) == "random-80/10/10-seed3"
+    other = dataclasses.replace(protocol, split=(0.7, 0.15, 0.15))
+    assert seeded.seeded_split_folder(other, "random", 3).name == "random-seed3-70-15-15"

@@ -179,13 +179,17 @@ class FileDataset(DatasetAdapter):
     ) -> dict[str, list[str]]:
         """A seeded split kept under `<cache dir>/<dataset>/splits/<kind>-seed<N>[-fractions]`
         (amst_bench.data.splits.stored_seeded_split)."""
+        folder = self.seeded_split_folder(protocol, kind, seed)
+        return stored_seeded_split(folder, labels, protocol.split, seed, problems, group_of, suffix)
+
+    def seeded_split_folder(self, protocol: Protocol, kind: str, seed: int) -> Path:
+        """Where a seeded split's files are kept: one folder per kind, seed and fractions."""
         fractions = (
             ""
             if tuple(protocol.split) == (0.8, 0.1, 0.1)
             else "-" + "-".join(f"{round(100 * f)}" for f in protocol.split)
         )
-        folder = self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}{fractions}"
-        return stored_seeded_split(folder, labels, protocol.split, seed, problems, group_of, suffix)
+        return self.source.cache_dir / self.name / "splits" / f"{kind}-seed{seed}{fractions}"
 
     # ------------------------------------------------------------------ options
 
