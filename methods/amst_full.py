@@ -23,7 +23,7 @@ Notes / deviations:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -49,6 +49,14 @@ class AmstFullOptions(SkipOptions):
     'paper' (one joint loss on the sub-head, as §3.3 describes)."""
 
     joint_loss: str = option("official", choices=("official", "paper"))
+
+
+@dataclass
+class AmstFullPrediction(Prediction):
+    """A Prediction that also keeps the joint module's per-modality concat blocks (W_m e_m + b/n),
+    so that `subset_logits` can form the joint sub-head of any subset."""
+
+    joint_parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @register_method("amst-full")
@@ -79,9 +87,18 @@ class AmstFull(AmstMethod):
         """(Σ_m alternating logits_m + joint logits) / (M + 1) over the modalities present; the
         per-modality logits reported are the alternating module's."""
         _, alt_parts = self.model["alt"]["head"](alt_emb)
-        joint_logits, _ = self.model["joint"]["head"](joint_emb)
+        joint_logits, joint_parts = self.model["joint"]["head"](joint_emb)
         stacked = torch.stack([*alt_parts.values(), joint_logits])
-        return Prediction(stacked.sum(0) / (len(alt_parts) + 1), alt_emb, alt_parts)
+        return AmstFullPrediction(stacked.sum(0) / (len(alt_parts) + 1), alt_emb, alt_parts, joint_parts)
+
+    def subset_logits(self, prediction: Prediction, modalities: frozenset[str]) -> torch.Tensor:
+        """`fuse` seeing only S: (Σ_{m∈S} alt_m + joint(S)) / (|S| + 1), joint(S) the joint
+        module's sub-head (its parts in S summed); with every modality, `prediction.logits`."""
+        if not isinstance(prediction, AmstFullPrediction):
+            raise TypeError("amst-full's subset_logits takes what its own predict() returned")
+        alt = [z for m, z in prediction.modality_logits.items() if m in modalities]
+        joint = torch.stack([z for m, z in prediction.joint_parts.items() if m in modalities]).sum(0)
+        return torch.stack([*alt, joint]).sum(0) / (len(alt) + 1)
 
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
         trained = self.trained_modalities(epoch)

@@ -207,6 +207,12 @@ class MLA(EncodersAndHead):
         _, parts = self.model["head"](embeddings)
         return Prediction(self.fuse(parts), embeddings, parts)
 
+    def subset_logits(self, prediction: Prediction, modalities: frozenset[str]) -> torch.Tensor:
+        """`fuse` on the subset's parts: even = their mean, entropy = weights recomputed over them
+        (one modality: its own logits), weighted = their fixed weights, not renormalised (a
+        positive scale: the argmax, hence the accuracy, is the same)."""
+        return self.fuse({m: z for m, z in prediction.modality_logits.items() if m in modalities})
+
     # ------------------------------------------------------------------ record and state
 
     def resolved_options(self) -> dict[str, Any]:

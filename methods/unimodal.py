@@ -69,6 +69,10 @@ class Unimodal(EncodersAndHead):
             head.layers[m].reset_parameters()
         return nn.ModuleDict({"encoders": encoders, "head": head})
 
+    def subset_logits(self, prediction, modalities):
+        """One modality: nothing to balance, so no balance metrics."""
+        return None
+
 
 @register_method("audio")
 class AudioOnly(Unimodal):

@@ -38,6 +38,7 @@ def result_payload(variant="naive", dataset="synthetic", seed=0, acc=0.5, *, lab
         "best_val_acc": acc,
         "test": {"accuracy": acc, "macro_f1": acc if f1 is None else f1, "loss": 1.0,
                  "modality_accuracy": modality or {"audio": 0.6, "visual": 0.5}},
+        "validation": None,
         "seconds_per_epoch": {"train": epoch_s if train_s is None else train_s, "epoch": epoch_s,
                               "epochs": epochs},
         "peak_memory_bytes": None,

@@ -54,6 +54,8 @@ def test_amst_full_skipped_encoders_forwarded_or_not_and_never_updated(mode):
 class _CountingMethod:
     """predict() returns the stored 'audio' tensor as logits and counts the samples it saw."""
 
+    modalities = ("audio",)
+
     def __init__(self):
         self.model = nn.Linear(1, 1)
         self.batch_sizes: list[int] = []
@@ -62,6 +64,9 @@ class _CountingMethod:
         logits = inputs["audio"]
         self.batch_sizes.append(len(logits))
         return Prediction(logits, {})
+
+    def subset_logits(self, prediction, modalities):
+        return None  # no balance metrics
 
 
 def test_evaluation_of_100_samples_with_batch_64_counts_all_100(tmp_path):

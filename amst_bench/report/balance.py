@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -89,3 +90,31 @@ def majority_rate(labels: torch.Tensor, num_classes: int) -> float:
     if len(labels) == 0:
         return float("nan")
     return float(torch.bincount(labels.long(), minlength=num_classes).max().item() / len(labels))
+
+
+def subset_name(modalities: Iterable[str]) -> str:
+    """A subset as the stored tables key it: sorted names joined by '+' ("audio+visual")."""
+    return "+".join(sorted(modalities))
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The balance metrics of one evaluation, as `Evaluation` stores them (same field names)."""
+
+    subset_accuracy: dict[str, float]  # v(S) per non-empty subset, keyed by `subset_name`
+    majority_rate: float  # v(∅)
+    shapley: dict[str, float]
+    shapley_imbalance: float | None
+    utilisation: dict[str, float | None]
+
+
+def balance(value: ValueTable, modalities: Sequence[str]) -> Balance:
+    """Shapley values, Shapley imbalance and conditional utilisation from a full value table."""
+    phi = shapley_values(value, modalities)
+    return Balance(
+        subset_accuracy={subset_name(s): v for s, v in value.items() if s},
+        majority_rate=value[frozenset()],
+        shapley=phi,
+        shapley_imbalance=shapley_imbalance(phi),
+        utilisation=conditional_utilisation(value, modalities),
+    )

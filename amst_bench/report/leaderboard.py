@@ -30,7 +30,8 @@ CELLS = (
 )
 
 COLUMNS = ["label", "profile", "method", "variant", "dataset", "split", "seed", "finished", "accuracy",
-           "macro_f1", "modality_accuracy", "train_s", "epoch_s", "timed_epochs", "device", "cpu"]
+           "macro_f1", "modality_accuracy", "shapley", "shapley_imbalance", "utilisation", "train_s",
+           "epoch_s", "timed_epochs", "device", "cpu"]
 
 # (mean, se or None, n or None): n is None for the paper's numbers.
 Stat = tuple[float, float | None, int | None]
@@ -57,6 +58,9 @@ def _frame(results: list[RunResult]) -> pd.DataFrame:
                 "accuracy": _pct(test.accuracy) if test else None,
                 "macro_f1": _pct(test.macro_f1) if test else None,
                 "modality_accuracy": {m: _pct(v) for m, v in test.modality_accuracy.items()} if test else {},
+                "shapley": test.shapley if test else {},
+                "shapley_imbalance": test.shapley_imbalance if test else None,
+                "utilisation": test.utilisation if test else {},
                 "train_s": r.seconds_per_epoch.train,
                 "epoch_s": r.seconds_per_epoch.epoch,
                 "timed_epochs": r.seconds_per_epoch.epochs,
@@ -222,7 +226,52 @@ def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
                 "### Per-modality test accuracy (%, linear probe per modality)",
                 _table(_stats(probe, "value"), rows, _columns(probe["column"]), lead),
             ]
+        balance = _balance_table(sub, rows, cols)
+        if balance:
+            out += ["### Balance (test, at the selected epoch)", BALANCE_NOTE, balance]
     return out
+
+
+BALANCE_NOTE = (
+    "v(S) = test accuracy of the method's own fusion seeing only the modalities in S (the others left "
+    "out of the fusion), v(∅) = the majority-class rate. φ: Shapley value of each modality over v "
+    "(Σφ = v(all) − v(∅)); Shapley imbalance: (max φ − min φ) / Σ|φ|; u: conditional utilisation "
+    "(v(all) − v(all without m)) / v(all). Means over seeds (n); methods without per-subset logits "
+    "(unimodal) have no row."
+)
+
+
+def _balance_table(sub: pd.DataFrame, rows: list[str], cols: list[str]) -> str | None:
+    """One row per (variant, dataset) with balance metrics: mean φ and u per modality (modalities
+    abbreviated to their initials where those differ), and the mean Shapley imbalance."""
+    lines: dict[str, list[str]] = {k: [] for k in ("variant", "dataset", "φ", "Shapley imbalance", "u", "n")}
+    for variant in rows:
+        for col in cols:
+            runs = sub[(sub["variant"] == variant) & (sub["column"] == col) & sub["shapley"].map(bool)]
+            if runs.empty:
+                continue
+            modalities = sorted({m for phi in runs["shapley"] for m in phi})
+            imbalance = [v for v in runs["shapley_imbalance"] if v is not None and not math.isnan(v)]
+            lines["variant"].append(variant)
+            lines["dataset"].append(col)
+            lines["φ"].append(_per_modality(runs["shapley"], modalities))
+            lines["Shapley imbalance"].append(f"{sum(imbalance) / len(imbalance):.2f}" if imbalance else DASH)
+            lines["u"].append(_per_modality(runs["utilisation"], modalities))
+            lines["n"].append(str(len(runs)))
+    if not lines["variant"]:
+        return None
+    return pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
+
+
+def _per_modality(records: pd.Series, modalities: list[str]) -> str:
+    """"a/v 0.31/0.12": per modality, the mean over the runs that have a value (– where none has)."""
+    initials = [m[0] for m in modalities]
+    names = initials if len(set(initials)) == len(initials) else modalities
+    means = []
+    for m in modalities:
+        vals = [r[m] for r in records if r.get(m) is not None and not math.isnan(r[m])]
+        means.append(f"{sum(vals) / len(vals):.2f}" if vals else DASH)
+    return f"{'/'.join(names)} {'/'.join(means)}"
 
 
 def _accuracy_md(df: pd.DataFrame) -> list[str]:

@@ -31,6 +31,15 @@ class Evaluation:
     class_entropy: dict[str, list[float | None]] = field(default_factory=dict)
     entropy_source: str = ""
     imbalance_gap: float | None = None
+    # Balance from the method's own fusion restricted to modality subsets (report/balance.py; empty
+    # or None for methods without per-subset logits, e.g. unimodal ones, and for older results):
+    # v(S) per non-empty subset keyed "audio+visual", v(∅) = the majority-class rate, the Shapley
+    # value φ_m per modality, the Shapley imbalance, and the conditional utilisation u_m.
+    subset_accuracy: dict[str, float] = field(default_factory=dict)
+    majority_rate: float | None = None
+    shapley: dict[str, float] = field(default_factory=dict)
+    shapley_imbalance: float | None = None
+    utilisation: dict[str, float | None] = field(default_factory=dict)
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:

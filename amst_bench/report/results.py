@@ -6,9 +6,11 @@ Layout under the results folder:
   checkpoints/<run_id>.json   what that run is and how far it got (`RunProgress`, read by `amst-bench status`)
 
 Schema history: 1 = the first stored shape; 2 adds `seconds_per_epoch.epochs` (how many epochs the
-timings average). Version-1 files are read (the count comes from their per-epoch curves); a file of a
-newer version is refused. Files are written atomically, so a damaged or foreign file never stops a
-reader: it is reported in one line and skipped.
+timings average); 3 adds `validation` (the validation split's metrics at the selected epoch) and the
+balance fields of each `Evaluation` (Shapley values, utilisation; report/balance.py). Version 1 and 2
+files are read (a version-1 count comes from its per-epoch curves; neither has a validation copy or
+balance metrics); a file of a newer version is refused. Files are written atomically, so a damaged
+or foreign file never stops a reader: it is reported in one line and skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from amst_bench.atomic import atomic_torch_save, atomic_write_json
 from amst_bench.errors import UserError
 from amst_bench.report.metrics import Evaluation
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OLDEST_READABLE = 1
 
 
@@ -115,6 +117,7 @@ class RunResult:
     best_epoch: int
     best_val_acc: float
     test: Evaluation | None
+    validation: Evaluation | None  # the validation split at the selected epoch (schema 3)
     seconds_per_epoch: Timing
     peak_memory_bytes: int | None
     embedding_dim: int | None
@@ -149,6 +152,8 @@ class RunResult:
             )
         if version == 1:
             payload = _upgrade_v1(payload)
+        if version <= 2:
+            payload = _upgrade_v2(payload)
         return _build(cls, payload, "")
 
 
@@ -186,6 +191,12 @@ def _upgrade_v1(payload: dict[str, Any]) -> dict[str, Any]:
             raise ResultFormatError("field 'curves.epoch_seconds': missing, so the timed epochs are unknown")
         payload["seconds_per_epoch"] = {**secs, "epochs": len(per_epoch)}
     return payload
+
+
+def _upgrade_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: no validation copy was kept (its `Evaluation`s lack the balance fields, which
+    default to empty)."""
+    return {"validation": None, **payload}
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -346,7 +357,14 @@ class ResultStore:
         return self.checkpoints_dir / f"{run_id}.json"
 
     def has_result(self, run_id: str) -> bool:
-        return self.result_path(run_id).is_file()
+        """A finished result is stored: a readable one, or one of a newer schema (never redone
+        over). A damaged or hand-broken file, which leaderboards skip, does not count: the run is
+        done again and its result replaces the file."""
+        path = self.result_path(run_id)
+        if not path.is_file():
+            return False
+        read = _read(path, RunResult.from_json)
+        return not isinstance(read, Skipped) or read.newer
 
     def save_result(self, result: RunResult) -> Path:
         path = self.result_path(result.run_id)

@@ -13,6 +13,10 @@ Hooks, in the order the trainer calls them (names follow PyTorch Lightning where
   on_train_epoch_end(epoch)
   on_validation_end(epoch, evaluation)
   predict(inputs)              fused logits for evaluation (how the method fuses at inference)
+  subset_logits(prediction, modalities)
+                               the fused logits the method would give seeing only those modalities,
+                               from one `predict` (balance metrics: Shapley values, utilisation);
+                               None when it has no such rule (unimodal methods: no balance metrics)
 Class attributes: `test_every_epoch_default` (evaluate test every epoch unless the protocol's
 `test_every_epoch` is set) and `tf32` (None: torch defaults; True/False: forced for the run).
 """
@@ -146,6 +150,11 @@ class Method:
     def predict(self, inputs: dict[str, torch.Tensor]) -> Prediction:
         """How the method predicts at evaluation time (its fusion)."""
         raise NotImplementedError
+
+    def subset_logits(self, prediction: Prediction, modalities: frozenset[str]) -> torch.Tensor | None:
+        """The fused logits with only `modalities` seen, from the parts of one `predict` (so no
+        encoder runs twice): the value table behind the balance metrics. None: no such rule."""
+        return None
 
     def resolved_options(self) -> dict[str, Any]:
         """The options that actually ran (defaults filled in from the dataset), for the record."""
@@ -295,3 +304,16 @@ class EncodersAndHead(Method):
         embeddings = self.encode(self.model["encoders"], inputs, self.modalities)
         logits, parts = self.model["head"](embeddings)
         return Prediction(logits, embeddings, parts)
+
+    def subset_logits(self, prediction: Prediction, modalities: frozenset[str]) -> torch.Tensor | None:
+        """The head's own fusion of the subset's parts: summed (lsum; concat, whose parts carry b/n
+        each, i.e. the paper's sub-head) or averaged (msum). Absent modalities are left out of the
+        fusion, not fed zeros; with every modality this is `prediction.logits` bit for bit."""
+        return fuse_parts(prediction.modality_logits, modalities, self.head_kind)
+
+
+def fuse_parts(parts: dict[str, torch.Tensor], modalities: frozenset[str], head_kind: str) -> torch.Tensor:
+    """The parts of `modalities` fused as a `head_kind` head fuses: mean for msum, sum otherwise
+    (in the parts' order, as the heads stack them)."""
+    stacked = torch.stack([z for m, z in parts.items() if m in modalities])
+    return stacked.mean(0) if head_kind == "msum" else stacked.sum(0)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from amst_bench.data.tensors import DatasetBundle, TensorSplit, iterate_batches, num_batches
 from amst_bench.protocol import Protocol
+from amst_bench.report.balance import balance, majority_rate, subsets
 from amst_bench.report.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
 from amst_bench.report.results import SCHEMA_VERSION, ResultStore, RunProgress, RunResult
 from amst_bench.train.environment import (
@@ -77,6 +78,9 @@ class History:
     val_macro_f1: list[float] = field(default_factory=list)
     val_modality_acc: dict[str, list[float | None]] = field(default_factory=dict)
     val_head_modality_acc: dict[str, list[float | None]] = field(default_factory=dict)
+    # Validation Shapley value per modality and Shapley imbalance (None where not measured).
+    val_shapley: dict[str, list[float | None]] = field(default_factory=dict)
+    val_shapley_imbalance: list[float | None] = field(default_factory=list)
     test_acc: list[float | None] = field(default_factory=list)
     trained_modalities: list[list[str]] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
@@ -97,7 +101,9 @@ class RunState:
     val: TensorSplit
     test: TensorSplit
     history: History = field(default_factory=History)
-    best: dict[str, Any] = field(default_factory=lambda: {"epoch": -1, "val_acc": -1.0, "test": None})
+    best: dict[str, Any] = field(
+        default_factory=lambda: {"epoch": -1, "val_acc": -1.0, "test": None, "val": None}
+    )
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     first_epoch: int = 0
 
@@ -192,6 +198,10 @@ class Trainer:
         head_hits: dict[str, torch.Tensor] = {}
         entropies: dict[str, list[torch.Tensor]] = {}
         entropy_source = ""
+        # v(S) for the balance metrics: hits of the method's fusion restricted to each subset, from
+        # the same forward pass; dropped (None) when the method has no subset rule.
+        subset_hits: dict[frozenset[str], torch.Tensor] | None = {}
+        nonempty = [s for s in subsets(method.modalities) if s]
 
         def count(hits: dict[str, torch.Tensor], logits: dict[str, torch.Tensor], target):
             for m, lg in logits.items():
@@ -209,9 +219,20 @@ class Trainer:
             entropy_source = "head" if pred.modality_logits else "probe"
             for m, lg in (pred.modality_logits or probe_logits).items():
                 entropies.setdefault(m, []).append(prediction_entropy(lg))
+            for s in nonempty if subset_hits is not None else ():
+                subset = method.subset_logits(pred, s)
+                if subset is None:
+                    subset_hits = None
+                    break
+                subset_hits[s] = subset_hits.get(s, 0) + (subset.argmax(1) == batch.labels).sum()
         pred_t, label_t = torch.cat(preds), torch.cat(labels)
         n = len(label_t)
         probe_accuracy = {m: float(c.item()) / n for m, c in sorted(probe_hits.items())}
+        balance_fields: dict[str, Any] = {}
+        if subset_hits:
+            values = {s: float(c.item()) / n for s, c in subset_hits.items()}
+            values[frozenset()] = majority_rate(label_t, self.bundle.num_classes)
+            balance_fields = dataclasses.asdict(balance(values, method.modalities))
         return Evaluation(
             accuracy=accuracy(pred_t, label_t),
             macro_f1=macro_f1(pred_t, label_t, self.bundle.num_classes),
@@ -226,6 +247,7 @@ class Trainer:
             imbalance_gap=max(probe_accuracy.values()) - min(probe_accuracy.values())
             if probe_accuracy
             else None,
+            **balance_fields,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -342,7 +364,12 @@ class Trainer:
         if improved or self.test_every_epoch:
             test_eval = self.evaluate(method, probes, state.test)
         if improved:
-            state.best = {"epoch": epoch, "val_acc": val_eval.accuracy, "test": dataclasses.asdict(test_eval)}
+            state.best = {
+                "epoch": epoch,
+                "val_acc": val_eval.accuracy,
+                "test": dataclasses.asdict(test_eval),
+                "val": dataclasses.asdict(val_eval),
+            }
         synchronize(device)
         t_end = time.perf_counter()
 
@@ -356,6 +383,12 @@ class Trainer:
             history.val_modality_acc.setdefault(m, []).append(val_eval.modality_accuracy.get(m))
             if val_eval.head_modality_accuracy:
                 history.val_head_modality_acc.setdefault(m, []).append(val_eval.head_modality_accuracy.get(m))
+        before = len(history.epoch) - 1  # epochs already recorded (a run resumed from older code: fewer)
+        if val_eval.shapley:
+            for m in method.modalities:
+                history.val_shapley.setdefault(m, [None] * before).append(val_eval.shapley.get(m))
+        history.val_shapley_imbalance[:] = _padded(history.val_shapley_imbalance, before)
+        history.val_shapley_imbalance.append(val_eval.shapley_imbalance)
         history.test_acc.append(test_eval.accuracy if test_eval else None)
         history.trained_modalities.append(list(trained))
         history.train_seconds.append(t_train - t0)
@@ -394,6 +427,7 @@ class Trainer:
             "best_epoch": best["epoch"],
             "best_val_acc": best["val_acc"],
             "test": best["test"],
+            "validation": best.get("val"),  # checkpoints of older code have no copy
             "seconds_per_epoch": {
                 "train": sum(history.train_seconds) / n,
                 "epoch": sum(history.epoch_seconds) / n,
@@ -403,6 +437,11 @@ class Trainer:
             "embedding_dim": self.embedding_dim,
             "text_encoder": _text_encoder_record(method.model, spec.protocol),
         })
+
+
+def _padded(curve: list[Any], length: int) -> list[Any]:
+    """`curve` with None for the epochs it missed (a curve newer than the run's checkpoint)."""
+    return curve + [None] * (length - len(curve))
 
 
 def _text_encoder_record(model: torch.nn.Module, protocol: Protocol) -> dict[str, Any] | None:
