@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,30 @@ SetOpt = Annotated[
         help="override: a protocol field (epochs=5) or a method option (amst-alt.skip.audio=3); repeatable",
     ),
 ]
-ResultsOpt = Annotated[Path, typer.Option("--results-dir", help="where run results are stored")]
-BoardOpt = Annotated[Path, typer.Option("--leaderboard-dir", help="where Markdown tables go")]
+RESULTS_ENV = "AMST_BENCH_RESULTS"
+USER_RESULTS = Path("amst-results")  # a user's own runs (git-ignored); --results-dir, $AMST_BENCH_RESULTS
+PUBLISHED = Path("published")  # the repository's curated runs, behind the committed leaderboards/
+PUBLISHED_BOARDS = Path("leaderboards")
+ResultsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--results-dir", help=f"where run results are stored (${RESULTS_ENV}, default ./{USER_RESULTS})"
+    ),
+]
+BoardOpt = Annotated[
+    Path | None,
+    typer.Option("--leaderboard-dir", help="where Markdown tables go (default <results dir>/leaderboards)"),
+]
+
+
+def results_root(given: Path | None) -> Path:
+    """--results-dir, else $AMST_BENCH_RESULTS, else ./amst-results."""
+    return given if given is not None else Path(os.environ.get(RESULTS_ENV) or USER_RESULTS)
+
+
+def boards_dir(given: Path | None, results: Path) -> Path:
+    """--leaderboard-dir, else the results folder's leaderboards/."""
+    return given if given is not None else results / "leaderboards"
 DataRootOpt = Annotated[
     Path | None, typer.Option("--data-root", help="folder holding one folder per dataset ($AMST_BENCH_DATA)")
 ]
@@ -82,12 +105,20 @@ class GridOptions(DataOptions):
 
     datasets: DatasetsOpt = "synthetic"
     seeds: SeedsOpt = None
-    results_dir: ResultsOpt = Path("results")
-    leaderboard_dir: BoardOpt = Path("leaderboards")
+    results_dir: ResultsOpt = None
+    leaderboard_dir: BoardOpt = None
     force: ForceOpt = False
 
     ORDER = ("datasets", "seeds", "profile", "sets", "results_dir", "leaderboard_dir", "data_root",
              "cache_dir", "text_model", "force")
+
+    @property
+    def results(self) -> Path:
+        return results_root(self.results_dir)
+
+    @property
+    def boards(self) -> Path:
+        return boards_dir(self.leaderboard_dir, self.results)
 
 
 FLAGS_LAST = {"leaderboard", "allow_cpu"}  # command-specific switches shown after the shared options
@@ -227,7 +258,7 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
     from amst_bench.runner import execute
     from amst_bench.train.environment import resolve_device
 
-    store = ResultStore(opts.results_dir)
+    store = ResultStore(opts.results)
     store.ensure_writable()
     if specs and specs[0].protocol.encoder == "resnet18":
         if resolve_device(specs[0].protocol.device).type == "cpu":
@@ -273,7 +304,7 @@ def run(
     specs, locations = _grid(opts, methods)
     store, _ = _execute(specs, opts, methods.strip() != "all", locations)
     if leaderboard:
-        _leaderboard(store, opts.leaderboard_dir)
+        _leaderboard(store, opts.boards)
 
 
 @app.command()
@@ -283,8 +314,8 @@ def ablation(opts: GridOptions) -> None:
     with and without skipping) and write the leaderboards."""
     specs, locations = _grid(opts, "", ABLATION_VARIANTS)
     store, _ = _execute(specs, opts, True, locations)
-    _leaderboard(store, opts.leaderboard_dir, show=False)
-    typer.echo((opts.leaderboard_dir / "ablation.md").read_text())
+    _leaderboard(store, opts.boards, show=False)
+    typer.echo((opts.boards / "ablation.md").read_text())
 
 
 @app.command()
@@ -295,7 +326,8 @@ def bench(
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
-    one seed) on CUDA; seconds per epoch land in leaderboards/timing.md under 'bench'."""
+    one seed) on CUDA; seconds per epoch land in <results dir>/leaderboards/timing.md under 'bench'
+    (`amst-bench publish` takes them into the repository's tables)."""
     import torch
 
     if not torch.cuda.is_available() and not allow_cpu:
@@ -306,21 +338,84 @@ def bench(
     opts = dataclasses.replace(opts, profile="bench", sets=sets, seeds=None)
     specs, locations = _grid(opts, methods)
     store, _ = _execute(specs, opts, methods.strip() != "all", locations)
-    _leaderboard(store, opts.leaderboard_dir, show=False)
-    typer.echo((opts.leaderboard_dir / "timing.md").read_text())
+    _leaderboard(store, opts.boards, show=False)
+    typer.echo((opts.boards / "timing.md").read_text())
 
 
 @app.command()
 def leaderboard(
-    results_dir: ResultsOpt = Path("results"),
-    leaderboard_dir: BoardOpt = Path("leaderboards"),
+    results_dir: ResultsOpt = None,
+    leaderboard_dir: BoardOpt = None,
+    published: Annotated[
+        bool,
+        typer.Option("--published", help=f"the repository's tables: {PUBLISHED}/ -> {PUBLISHED_BOARDS}/"),
+    ] = False,
 ) -> None:
-    """Regenerate the Markdown leaderboards from stored results (nothing is trained)."""
+    """Regenerate the Markdown leaderboards from stored results (nothing is trained): your runs'
+    tables by default, the repository's published ones with --published."""
     from amst_bench.report.results import ResultStore
 
+    if published:
+        if results_dir is not None:
+            raise UserError(f"--published reads {PUBLISHED}/; give --results-dir without it")
+        if not (PUBLISHED / "runs").is_dir():
+            raise UserError(f"--published: no {PUBLISHED / 'runs'} here (run it in the repository's root)")
+        _leaderboard(ResultStore(PUBLISHED), leaderboard_dir or PUBLISHED_BOARDS)
+        return
+    results_dir = results_root(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
-    _leaderboard(ResultStore(results_dir), leaderboard_dir)
+    _leaderboard(ResultStore(results_dir), boards_dir(leaderboard_dir, results_dir))
+
+
+@app.command()
+def publish(
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help=f"results to publish from (default as --results-dir: ./{USER_RESULTS})"),
+    ] = None,
+    runs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runs", metavar="PATTERN",
+            help="METHOD[/DATASET[/LABEL]] with wildcards, or a run id; repeatable (default: all)",
+        ),
+    ] = None,
+    to: Annotated[Path, typer.Option("--to", help="the published tree")] = PUBLISHED,
+    leaderboard_dir: Annotated[
+        Path, typer.Option("--leaderboard-dir", help="where the published tables go")
+    ] = PUBLISHED_BOARDS,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="replace published results of these runs or of other code versions"),
+    ] = False,
+) -> None:
+    """Copy chosen finished runs into the published tree and regenerate its leaderboards from it.
+    Runs sharing a protocol label must share one code version (amst-bench version + the method's
+    version); nothing published is removed or overwritten without --replace."""
+    from amst_bench.report import publish as pub
+    from amst_bench.report.results import ResultStore
+
+    source = results_root(source)
+    if not source.is_dir():
+        raise UserError(f"--from {source}: no such folder (run `amst-bench run` first)")
+    if to.exists() and not to.is_dir():
+        raise UserError(f"--to {to}: not a folder")
+    if to.resolve() == source.resolve():
+        raise UserError(f"--from {source} and --to {to} are the same folder")
+    target = ResultStore(to)
+    chosen = pub.select(pub.scan(ResultStore(source)), runs, source)
+    plan = pub.plan(chosen, pub.scan(target), replace)
+    try:
+        target.runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--to {to}: not writable ({exc.strerror or exc})") from None
+    pub.apply(plan, target)
+    typer.echo(
+        f"published {len(plan.copy)} run(s) into {target.runs_dir}: {len(plan.unchanged)} there already, "
+        f"{len(plan.replaced)} replaced, {len(plan.remove)} file(s) of another version removed"
+    )
+    _leaderboard(target, leaderboard_dir, show=False)
 
 
 data_app = typer.Typer(
@@ -374,13 +469,14 @@ def data_prepare(dataset: DatasetArg, opts: DataOptions) -> None:
 
 
 @app.command()
-def status(results_dir: ResultsOpt = Path("results")) -> None:
+def status(results_dir: ResultsOpt = None) -> None:
     """Finished runs per protocol and dataset, and every interrupted run with how far it got
     (`amst-bench run` with the same arguments resumes it)."""
     import collections
 
     from amst_bench.report.results import ResultStore
 
+    results_dir = results_root(results_dir)
     store = ResultStore(results_dir)
     finished = collections.Counter((r.protocol_label, r.dataset) for r in store.load_results())
     for (label, dataset), count in sorted(finished.items()):

@@ -80,8 +80,8 @@ def test_status_and_leaderboard_do_not_import_torch(tmp_path):
     code = (
         "import sys\n"
         "from amst_bench.cli import main\n"
-        f"for args in (['status', '--results-dir', {str(ROOT / 'results')!r}],\n"
-        f"             ['leaderboard', '--results-dir', {str(ROOT / 'results')!r},\n"
+        f"for args in (['status', '--results-dir', {str(ROOT / 'published')!r}],\n"
+        f"             ['leaderboard', '--results-dir', {str(ROOT / 'published')!r},\n"
         f"              '--leaderboard-dir', {str(tmp_path)!r}]):\n"
         "    try:\n"
         "        main(args)\n"

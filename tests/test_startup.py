@@ -10,7 +10,9 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "args", [["list"], ["status", "--results-dir", "{tmp}"], ["leaderboard", "--help"], ["run", "--help"]]
+    "args",
+    [["list"], ["status", "--results-dir", "{tmp}"], ["leaderboard", "--help"], ["run", "--help"],
+     ["publish", "--help"]],
 )
 def test_light_commands_do_not_import_torch(tmp_path, args):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

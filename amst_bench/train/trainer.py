@@ -418,7 +418,7 @@ class Trainer:
             "protocol": spec.protocol.to_dict(),
             "overrides": dict(spec.overrides),
             "protocol_label": protocol_label(spec.protocol, spec.overrides),
-            "versions": versions(),
+            "versions": versions() | {"method_version": method.version},  # the code version (publish)
             "device": device_record(device),
             "determinism": determinism_record(),
             "started": started,
