@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -477,6 +478,8 @@ def status(results_dir: ResultsOpt = None) -> None:
     from amst_bench.report.results import ResultStore
 
     results_dir = results_root(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: not a folder")
     store = ResultStore(results_dir)
     finished = collections.Counter((r.protocol_label, r.dataset) for r in store.load_results())
     for (label, dataset), count in sorted(finished.items()):
@@ -515,13 +518,32 @@ def list_plugins(
             typer.echo(f"  {name:<{width}}  {reg.describe(name)}{where}")
 
 
+_HERE = Path(__file__).resolve().parents[1]
+_OWN_CODE = tuple(f"{_HERE / d}/" for d in ("amst_bench", "datasets", "methods"))
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The harness's own warnings (data accepted as given, a file set aside) as one line, as
+    errors are; anything else as Python shows it."""
+    if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(_OWN_CODE):
+        print(f"amst-bench: warning: {message}", file=file or sys.stderr)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="amst-bench", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code = command.main(args=argv, prog_name="amst-bench", standalone_mode=False)
     except UserError as exc:
-        print(f"amst-bench: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if "\n" in message:  # e.g. a library's message carried in one: still one line
+            message = " ".join(message.split())
+        print(f"amst-bench: error: {message}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as exc:
         print(f"amst-bench: {exc}", file=sys.stderr)
@@ -529,6 +551,13 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("amst-bench: interrupted; finished runs are kept and unfinished ones resume", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # The system refused a file (a full disk, a read-only folder): one line naming it. Writes
+        # are atomic (amst_bench.atomic), so every file written before is intact.
+        print(f"amst-bench: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:
         # Usage errors of the CLI library (unknown option, bad value): duck-typed, since typer
         # versions differ in where click's exception classes live.

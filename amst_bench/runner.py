@@ -60,9 +60,25 @@ def plan(request: GridRequest) -> list[RunSpec]:
     unknown = set(request.method_overrides) - set(registry.methods.names())
     if unknown:
         raise UserError(f"--set {sorted(unknown)[0]}.…: unknown method {sorted(unknown)[0]!r}")
+    # Every --set is checked, also for a method or dataset the grid does not run: a mistyped
+    # option is an error wherever it points, never silently ignored.
+    for name, options in request.method_overrides.items():
+        build_config(registry.methods.get(name), options)
+    for name in request.locations.options:
+        make_adapter(DatasetRef(name), request.locations)  # resolving an adapter checks its options
+    for ref in request.datasets:  # a missing dataset folder is named before anything is written
+        adapter = make_adapter(ref, request.locations)
+        if adapter.reads_files:
+            adapter.root  # noqa: B018  (the property raises UserError naming a missing folder)
     variants = request.variants
     if variants is None:
         variants = [(m, request.method_overrides.get(m, {})) for m in request.methods]
+    elif request.method_overrides:
+        name, options = sorted(request.method_overrides.items())[0]
+        raise UserError(
+            f"--set {name}.{sorted(options)[0]}: this grid runs fixed method variants; "
+            "method options do not apply to it"
+        )
     specs = []
     for method_name, options in variants:
         method_cls = registry.methods.get(method_name)

@@ -5,7 +5,8 @@ Layout expected under the dataset folder (as the official AMST code's data guide
   AudioWAV/<clip>.wav                      e.g. AudioWAV/1001_DFA_ANG_XX.wav
   IMAGE_KEPT_1_PER_SEC/<clip>/<frame>.jpg  frames of the clip, in name order
 The label is the clip name's third field (ANG, DIS, FEA, HAP, NEU, SAD → Anger, Disgust, Fear,
-Happy, Neutral, Sad, the official stat file's names). Obtain the data from
+Happy, Neutral, Sad, the official stat file's names); a frame folder named like a clip
+whose WAV is missing is a problem (a clip is found by its WAV). Obtain the data from
 github.com/CheyneyComputerScience/CREMA-D; extract frames as the AMST script
 `video_preprocessing.py VideoFlash IMAGE_KEPT_1_PER_SEC 1 .flv` does (OpenCV: frame n when
 n mod int(fps) = 0), or exactly so with ffmpeg, FPS = int(the clip's frame rate):
@@ -79,6 +80,13 @@ class CremaD(FileDataset):
                 )
                 continue
             records.append(Record(clip, EMOTIONS[fields[2]], {"audio": wav, "visual": frames_dir / clip}))
+        # A clip is found by its WAV: frames of a clip whose WAV is gone would drop it unseen.
+        for folder in sorted(frames_dir.iterdir()):
+            fields = folder.name.split("_")
+            if folder.is_dir() and len(fields) >= 3 and fields[2] in EMOTIONS:
+                wav = audio_dir / f"{folder.name}.wav"
+                if not wav.is_file():
+                    problems.append(f"{wav}: missing (audio of {folder.name}, whose frames are in {folder})")
         return records
 
     def make_splits(

@@ -94,6 +94,12 @@ def fbank(
 
 def audio_features(path: Path, settings: AudioSettings = AudioSettings()) -> torch.Tensor:
     waveform, rate = read_waveform(path)
+    window = int(rate * 25.0 * 0.001)  # kaldi.fbank: frame_length 25 ms; a clip needs one whole window
+    if waveform.shape[1] < window:
+        raise DecodeError(
+            f"{path}: too short for one 25 ms fbank window ({waveform.shape[1]} samples at {rate} Hz, "
+            f"need {window})"
+        )
     try:
         return fbank(waveform, rate, settings)
     except Exception as exc:  # e.g. a clip shorter than one window

@@ -386,11 +386,22 @@ class ResultStore:
 
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:
+        except Exception as exc:
             # A checkpoint is only ever replaced atomically, so this is foreign damage: start over
             # rather than trust it, and keep the file for inspection.
-            path.rename(path.with_suffix(".pt.corrupt"))
+            self.discard_checkpoint(run_id, f"not a readable checkpoint ({type(exc).__name__})", ".corrupt")
             return None
+
+    def discard_checkpoint(
+        self, run_id: str, reason: str, suffix: str, warn: Callable[[str], None] = warn_on_stderr
+    ) -> None:
+        """Set aside a checkpoint that cannot be resumed (renamed to `<run_id>.pt<suffix>`, its
+        progress record dropped) and say so in one line: the run starts over."""
+        path = self.checkpoint_path(run_id)
+        kept = path.with_name(path.name + suffix)
+        path.replace(kept)
+        self.progress_path(run_id).unlink(missing_ok=True)
+        warn(f"amst-bench: warning: {path}: {reason}; kept as {kept.name}, the run starts over")
 
     def drop_checkpoint(self, run_id: str) -> None:
         self.checkpoint_path(run_id).unlink(missing_ok=True)

@@ -319,7 +319,13 @@ class Trainer:
         )
         checkpoint = self.store.load_checkpoint(spec.run_id)
         if checkpoint is not None:
-            state.restore(checkpoint, device)
+            try:
+                state.restore(checkpoint, device)
+            except Exception as exc:  # another code version's or config's state: it cannot resume
+                first = (str(exc).splitlines() or [""])[0].rstrip(":")
+                reason = f"does not load into this run ({type(exc).__name__}: {first})"
+                self.store.discard_checkpoint(spec.run_id, reason, ".stale")
+                return self._start()  # from scratch, exactly as a first start (re-seeded)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         self.reporter.start_run(spec, protocol.epochs, state.first_epoch)
