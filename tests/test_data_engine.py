@@ -51,9 +51,10 @@ def test_shared_reader_names_file_and_line_and_warns_about_repeats(tmp_path):
     assert problems == [f"{path}:4: bad line 'broken'"]
     assert read_split_entries(tmp_path / "none.txt", parse, problems) is None
     assert problems[-1] == f"{tmp_path / 'none.txt'}: missing"
-    # the CREMA-D reader keeps repeats, as before
+    # the CREMA-D reader too: a repeated line is ignored with a warning, never trained twice
     path.write_text("1_A_SAD_XX.flv Sad\n1_A_SAD_XX.flv Sad\n")
-    assert read_split_file(path, ".flv") == [("1_A_SAD_XX", "Sad")] * 2
+    with pytest.warns(UserWarning, match=r"split.txt:2: 1_A_SAD_XX is listed again; ignored"):
+        assert read_split_file(path, ".flv") == [("1_A_SAD_XX", "Sad")]
 
 
 def test_scan_is_a_value_and_nothing_depends_on_the_order_of_calls(tmp_path):

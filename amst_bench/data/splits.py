@@ -139,7 +139,8 @@ def read_split_file(path: Path, suffix: str = "", problems: list[str] | None = N
     """(id, label) pairs from a split file of lines `<id><suffix> <label>`, e.g. the official
     CREMA-D `1086_ITS_SAD_XX.flv Sad` (suffix '.flv' is stripped from the id). Each bad line (and
     an unreadable file) is appended to `problems` naming file and line; without a list to collect
-    them, the first one raises UserError."""
+    them, the first one raises UserError. A repeated line is ignored with a warning, as every
+    split reader does, so no sample is trained twice."""
 
     def parse(index: int, line: str) -> tuple[str, str] | str:
         parts = line.split()
@@ -150,7 +151,7 @@ def read_split_file(path: Path, suffix: str = "", problems: list[str] | None = N
 
     collected: list[str] = [] if problems is None else problems
     start = len(collected)
-    entries = read_split_entries(path, parse, collected) or []
+    entries = read_split_entries(path, parse, collected, repeated=lambda sample, label: sample) or []
     if problems is None and len(collected) > start:
         raise UserError(collected[start])
     return [(e.id, e.label) for e in entries]
