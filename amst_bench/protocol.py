@@ -44,6 +44,12 @@ class Protocol:
     test_every_epoch: bool = False
     # Synthetic-data size and shapes for this profile (ignored by real datasets): audio is a
     # [1, time, mel] fbank-like array, visual `frames` images of side `synthetic_image_size`.
+    # Real-data inputs on the device: frames cropped/resized to image_size² (paper: 224, as the
+    # official transforms), fbank average-pooled by fbank_pool in time and frequency (paper: 1).
+    # A budget, like the encoder size: the smoke profile shrinks them so a real dataset is a
+    # quick CPU check, never a different rule. Synthetic data ignores both.
+    image_size: int = option(224, minimum=8)
+    fbank_pool: int = option(1, minimum=1)
     synthetic_samples: int = option(2000, minimum=10)
     synthetic_audio_shape: tuple[int, int] = option((1024, 128), overridable=False)
     synthetic_image_size: int = option(224, overridable=False)
@@ -75,6 +81,8 @@ PROFILES: dict[str, Protocol] = {
         synthetic_samples=1200,
         synthetic_audio_shape=(16, 16),
         synthetic_image_size=16,
+        image_size=32,
+        fbank_pool=4,
         device="cpu",
         cpu_threads=1,
     ),

@@ -112,3 +112,15 @@ def test_prepare_inputs_uses_the_cached_sizes_of_uint8_frames():
         torch.testing.assert_close(got * std + mean, resized, rtol=0, atol=1 / 255 + 1e-5)
     trained = prepare_inputs(inputs, train=True)["visual"]
     assert trained.shape == (2, 1, 3, 224, 224) and math.isfinite(trained.abs().max().item())
+
+
+def test_the_input_budget_shrinks_frames_and_pools_the_fbank_on_the_device():
+    from amst_bench.data.augment import input_preparer
+
+    frames = torch.randint(0, 255, (2, 3, 3, 30, 40), dtype=torch.uint8)
+    fbank = torch.randn(2, 64, 16).half()
+    paper = input_preparer(224, 1)({"visual": frames, "audio": fbank}, False)
+    smoke = input_preparer(32, 4)({"visual": frames, "audio": fbank}, True)
+    assert paper["visual"].shape == (2, 3, 3, 224, 224) and paper["audio"].shape == (2, 1, 64, 16)
+    assert smoke["visual"].shape == (2, 3, 3, 32, 32) and smoke["audio"].shape == (2, 1, 16, 4)
+    assert torch.allclose(smoke["audio"][0, 0, 0, 0], fbank[0, :4, :4].float().mean())

@@ -137,7 +137,7 @@ def test_check_prepare_and_load(tmp_path, protocol):
     text, visual = bundle.train.inputs["text"], bundle.train.inputs["visual"]
     assert text.dtype == torch.int32 and text.shape[1:] == (2, 16)
     assert visual.dtype == torch.uint8 and visual.shape[1:] == (1, 3, 30, 40)  # 40×30, as stored
-    assert bundle.input_shapes == {"text": (2, 16), "visual": (1, 3, 224, 224)}
+    assert bundle.input_shapes == {"text": (2, 16), "visual": (1, 3, 32, 32)}
     assert payload["meta"]["settings"]["text"]["max_length"] == 16
 
 

@@ -114,7 +114,7 @@ def test_the_cap_enters_the_cache_key_and_the_cached_frames(tmp_path):
     assert stored["inputs"]["visual_size"].shape[1:] == (3, 2)
     assert (stored["inputs"]["visual_size"] == torch.tensor([20, 27], dtype=torch.int32)).all()
     bundle = capped.load(protocol)
-    assert bundle.input_shapes["visual"] == (3, 3, 224, 224)
+    assert bundle.input_shapes["visual"] == (3, 3, protocol.image_size, protocol.image_size)
     assert set(bundle.train.inputs) == {"audio", "visual", "visual_size"}
 
 

@@ -19,6 +19,7 @@ as float16 and becomes [B, 1, T, F] float32.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -140,11 +141,15 @@ def normalise(frames: torch.Tensor) -> torch.Tensor:
     return (frames - mean) / std
 
 
-def prepare_inputs(inputs: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+def prepare_inputs(
+    inputs: dict[str, torch.Tensor], train: bool, size: int = OUTPUT_SIZE, fbank_pool: int = 1
+) -> dict[str, torch.Tensor]:
     """Cached tensors → encoder inputs: uint8 frames [B, T, 3, H, W] with their true sizes
     (`visual_size` [B, T, 2]; without it the whole canvas is the frame) → normalised float
-    [B, T, 3, 224, 224] (random crop and flip when training); float16 fbank [B, T, F] → float32
-    [B, 1, T, F]; the rest as is."""
+    [B, T, 3, size, size] (random crop and flip when training); float16 fbank [B, T, F] → float32
+    [B, 1, T/p, F/p] (average-pooled by p = `fbank_pool`, 1 = as the official code); the rest as
+    is. `size` and `fbank_pool` are the protocol's `image_size` and `fbank_pool` (a budget: the
+    smoke profile shrinks real inputs on the device; the paper profile keeps 224 and 1)."""
     out = dict(inputs)
     sizes = out.pop(SIZE_KEY, None)
     visual = inputs.get("visual")
@@ -154,9 +159,15 @@ def prepare_inputs(inputs: dict[str, torch.Tensor], train: bool) -> dict[str, to
             sizes = torch.tensor([h, w], device=visual.device).expand(b, t, 2)
         frames = visual.reshape(b * t, c, h, w)  # uint8 until cropped: a quarter of the bytes
         sizes = sizes.reshape(b * t, 2)
-        frames = augment_frames(frames, sizes) if train else resize_frames(frames, sizes)
-        out["visual"] = normalise(frames).reshape(b, t, c, OUTPUT_SIZE, OUTPUT_SIZE)
+        frames = augment_frames(frames, sizes, size) if train else resize_frames(frames, sizes, size)
+        out["visual"] = normalise(frames).reshape(b, t, c, size, size)
     audio = inputs.get("audio")
     if audio is not None and audio.dtype == torch.float16:
-        out["audio"] = audio.float().unsqueeze(1)
+        fbank = audio.float().unsqueeze(1)
+        out["audio"] = F.avg_pool2d(fbank, fbank_pool) if fbank_pool > 1 else fbank
     return out
+
+
+def input_preparer(image_size: int, fbank_pool: int):
+    """`prepare_inputs` with the protocol's input budget bound (what a DatasetBundle carries)."""
+    return functools.partial(prepare_inputs, size=image_size, fbank_pool=fbank_pool)

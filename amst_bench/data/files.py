@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from amst_bench.data.adapter import DatasetAdapter, Progress
-from amst_bench.data.augment import prepare_inputs
+from amst_bench.data.augment import input_preparer
 from amst_bench.data.cache import CachedSample, TensorCache
 from amst_bench.data.preprocess import (
     AudioSettings,
@@ -363,6 +363,8 @@ class FileDataset(DatasetAdapter):
             bounds[s] = slice(start, start + counts[s])
             start += counts[s]
         parts = {s: TensorSplit({m: t[b] for m, t in inputs.items()}, labels[b]) for s, b in bounds.items()}
+        prepare = input_preparer(protocol.image_size, protocol.fbank_pool)
+        first_sample = {m: t[:1] for m, t in inputs.items()}
         return DatasetBundle(
             name=self.name,
             modalities=tuple(sorted(scan.modalities)),
@@ -374,14 +376,11 @@ class FileDataset(DatasetAdapter):
             split_name=scan.split_name,
             default_skip=dict(self.default_skip),
             options=self.resolved_options(),
-            input_shapes={
-                m: tuple(t.shape[1:])
-                for m, t in prepare_inputs({m: t[:1] for m, t in inputs.items()}, False).items()
-            },
+            input_shapes={m: tuple(t.shape[1:]) for m, t in prepare(first_sample, False).items()},
             info={
                 "root": str(self.root),
                 "cache": payload["meta"],
                 "text_vocab_size": len(scan.text.tokenizer) if scan.text is not None else 0,
             },
-            prepare=prepare_inputs,
+            prepare=prepare,
         )
