@@ -94,3 +94,28 @@ def smoke_run(tmp_path: Path, methods: str, dataset: str, *extra: str) -> list[d
     )
     assert code == 0
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "r" / "runs").glob("*.json"))]
+
+
+class Crash(Exception):
+    """Raised by CrashAt: a run cut short at the end of an epoch (after its checkpoint)."""
+
+
+class CrashAt:
+    """A reporter that stops the run at the end of `epoch`, to test resuming."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    def __getattr__(self, name):  # every other reporter call does nothing
+        return lambda *args, **kwargs: None
+
+    def end_epoch(self, epoch, *args):
+        if epoch == self.epoch:
+            raise Crash
+
+
+def comparable(result: dict, *extra: str):
+    """What a resumed run must reproduce: curves without timings, best epoch, test metrics (and
+    any `extra` fields, e.g. method_resolved)."""
+    curves = {k: v for k, v in result["curves"].items() if k not in ("train_seconds", "epoch_seconds")}
+    return curves, result["best_epoch"], result["test"], *(result[k] for k in extra)

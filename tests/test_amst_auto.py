@@ -15,8 +15,10 @@ from amst_bench.options import build_config
 from amst_bench.report.metrics import Evaluation
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer
+from amst_bench.train.trainer import Trainer
 from tests.helpers import (
+    Crash,
+    CrashAt,
     changed,
     first_batch,
     load_bundle,
@@ -187,17 +189,6 @@ def test_joint_and_full_follow_the_chosen_schedule(name):
 # ---------------------------------------------------------------------- through the trainer
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def end_epoch(self, epoch, *args):
-        if epoch == self.epoch:
-            raise _Crash
 
 
 def _comparable(result):
@@ -241,8 +232,8 @@ def test_run_resumed_after_the_warm_up_keeps_its_skips_and_matches_an_uninterrup
         ["audio", "visual"], ["audio", "visual"], ["visual"], ["audio", "visual"], ["audio"], ["audio"]
     ]
     store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(_Crash):  # the last checkpoint is after epoch 2: past the warm-up's estimate
-        Trainer(spec, bundle, store, reporter=_CrashAt(3)).run()
+    with pytest.raises(Crash):  # the last checkpoint is after epoch 2: past the warm-up's estimate
+        Trainer(spec, bundle, store, reporter=CrashAt(3)).run()
     assert torch.load(store.checkpoint_path(spec.run_id), weights_only=False)["epoch"] == 2
     resumed = Trainer(spec, bundle, store).run()
     assert _comparable(resumed) == _comparable(whole)

@@ -14,8 +14,8 @@ from amst_bench.options import build_config
 from amst_bench.report.metrics import Evaluation
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer
-from tests.helpers import first_batch, load_bundle, make_method, small_protocol, smoke_run
+from amst_bench.train.trainer import Trainer
+from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol, smoke_run
 
 LR = 1e-3  # the protocol's rate
 
@@ -180,17 +180,6 @@ def test_gamma_zero_removes_the_unimodal_losses():
 # ------------------------------------------------------------------ trainer runs, resume, smoke grid
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def end_epoch(self, epoch, *args):
-        if epoch == self.epoch:
-            raise _Crash
 
 
 def _spec(dataset: str, epochs: int, **options):
@@ -225,8 +214,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
     assert any(h["slowed"] for h in whole["method_resolved"]["history"][:2])
     store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(_Crash):
-        Trainer(spec, bundle, store, reporter=_CrashAt(1)).run()  # checkpoint of epoch 0 kept
+    with pytest.raises(Crash):
+        Trainer(spec, bundle, store, reporter=CrashAt(1)).run()  # checkpoint of epoch 0 kept
     resumed = Trainer(spec, bundle, store).run()
     assert _comparable(resumed) == _comparable(whole)
 

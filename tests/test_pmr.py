@@ -15,8 +15,8 @@ from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer, encoder_factory
-from tests.helpers import first_batch, load_bundle, make_method, small_protocol, snapshot
+from amst_bench.train.trainer import Trainer, encoder_factory
+from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol, snapshot
 
 
 def _on(dataset_name: str, **options):
@@ -273,14 +273,6 @@ def _spec():
     return RunSpec(cls, build_config(cls, {}), "synthetic", 0, protocol)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def end_epoch(self, epoch, *args):
-        if epoch == 1:
-            raise _Crash
 
 
 def test_trainer_runs_and_resumes_with_the_same_prototypes(tmp_path):
@@ -289,8 +281,8 @@ def test_trainer_runs_and_resumes_with_the_same_prototypes(tmp_path):
     assert whole["method_resolved"]["alpha"] == 1.0
     assert all(torch.isfinite(torch.tensor(whole["curves"]["train_loss"])))
     store = ResultStore(tmp_path / "b")
-    with pytest.raises(_Crash):
-        Trainer(_spec(), bundle, store, reporter=_CrashAt()).run()
+    with pytest.raises(Crash):
+        Trainer(_spec(), bundle, store, reporter=CrashAt()).run()
     resumed = Trainer(_spec(), bundle, store).run()
     for key in ("train_loss", "val_acc", "test_acc"):
         assert resumed["curves"][key] == whole["curves"][key]

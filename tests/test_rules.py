@@ -18,8 +18,17 @@ from amst_bench.train.environment import seed_everything
 from amst_bench.train.method import Prediction
 from amst_bench.train.models import Probes, build_encoder, build_head
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer
-from tests.helpers import changed, first_batch, load_bundle, make_method, small_protocol, snapshot
+from amst_bench.train.trainer import Trainer
+from tests.helpers import (
+    Crash,
+    CrashAt,
+    changed,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    snapshot,
+)
 from tests.test_faithfulness import scripted_spec
 
 # ---------------------------------------------------------------------- AMST-Full: skipped_forward
@@ -108,17 +117,6 @@ def test_seed_everything_same_seed_same_weights_other_seed_other_weights():
 # ---------------------------------------------------------------------- resume with the global RNG
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def end_epoch(self, epoch, *args):
-        if epoch == self.epoch:
-            raise _Crash
 
 
 def _comparable(result):
@@ -135,8 +133,8 @@ def test_resumed_ogm_ge_run_draws_the_same_noise_as_an_uninterrupted_one(tmp_pat
     spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=4))
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
     store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(_Crash):
-        Trainer(spec, bundle, store, reporter=_CrashAt(1)).run()
+    with pytest.raises(Crash):
+        Trainer(spec, bundle, store, reporter=CrashAt(1)).run()
     resumed = Trainer(spec, bundle, store).run()
     assert _comparable(resumed) == _comparable(whole)
     # and the noise matters: without it (plain OGM) the same run ends elsewhere

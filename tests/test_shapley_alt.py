@@ -21,8 +21,8 @@ from amst_bench.report.results import ResultStore
 from amst_bench.train.method import Prediction
 from amst_bench.train.models import Probes
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer
-from tests.helpers import first_batch, load_bundle, make_method, small_protocol
+from amst_bench.train.trainer import Trainer
+from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol
 
 # Per modality: the fraction of validation samples its hand-set logits get right, and the weight of
 # its one-hot logits. Weights 4 > 2 + 1, so the mean over any subset S predicts what the heaviest
@@ -268,14 +268,6 @@ def _spec(dataset="synthetic", epochs=3, **options):
     return RunSpec(cls, build_config(cls, options), dataset, 0, protocol)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def end_epoch(self, epoch, *args):
-        if epoch == 1:
-            raise _Crash
 
 
 def _comparable(result):
@@ -288,8 +280,8 @@ def test_interrupted_run_resumes_to_the_same_result_and_phi_history(tmp_path):
     bundle = load_bundle(protocol=spec.protocol)
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "a")).run()
     store = ResultStore(tmp_path / "b")
-    with pytest.raises(_Crash):
-        Trainer(spec, bundle, store, reporter=_CrashAt()).run()
+    with pytest.raises(Crash):
+        Trainer(spec, bundle, store, reporter=CrashAt()).run()
     assert store.checkpoint_path(spec.run_id).is_file()
     resumed = Trainer(spec, bundle, store).run()
     assert _comparable(resumed) == _comparable(whole)

@@ -11,8 +11,8 @@ from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import SilentReporter, Trainer
-from tests.helpers import load_bundle, small_protocol
+from amst_bench.train.trainer import Trainer
+from tests.helpers import Crash, CrashAt, load_bundle, small_protocol
 
 
 def _spec(method="amst-alt", seed=0, epochs=3, **options):
@@ -36,17 +36,6 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
     assert _comparable(c) != _comparable(a)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(SilentReporter):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def end_epoch(self, epoch, *args):
-        if epoch == self.epoch:
-            raise _Crash
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path):
@@ -55,8 +44,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
 
     store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(_Crash):
-        Trainer(spec, bundle, store, reporter=_CrashAt(2)).run()
+    with pytest.raises(Crash):
+        Trainer(spec, bundle, store, reporter=CrashAt(2)).run()
     assert not store.has_result(spec.run_id)
     assert store.checkpoint_path(spec.run_id).is_file()
     resumed = Trainer(spec, bundle, store).run()
@@ -126,8 +115,8 @@ def test_status_lists_finished_and_resumable_runs(tmp_path, capsys):
     bundle = load_bundle()
     store = ResultStore(tmp_path)
     Trainer(_spec(epochs=2, seed=1), bundle, store).run()
-    with pytest.raises(_Crash):
-        Trainer(_spec(epochs=4), bundle, store, reporter=_CrashAt(2)).run()
+    with pytest.raises(Crash):
+        Trainer(_spec(epochs=4), bundle, store, reporter=CrashAt(2)).run()
     assert cli("status", "--results-dir", str(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "finished     1 run(s)  synthetic" in out
