@@ -15,7 +15,16 @@ from amst_bench.report.metrics import Evaluation
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol, smoke_run
+from tests.helpers import (
+    Crash,
+    CrashAt,
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    smoke_run,
+)
 
 LR = 1e-3  # the protocol's rate
 
@@ -201,11 +210,6 @@ def test_two_epoch_trainer_run_records_what_was_slowed(tmp_path, dataset):
     assert history[0]["acc_all"] == pytest.approx(result["curves"]["val_acc"][0])
 
 
-def _comparable(result):
-    curves = dict(result["curves"])
-    curves.pop("train_seconds")
-    curves.pop("epoch_seconds")
-    return curves, result["best_epoch"], result["test"], result["method_resolved"]
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
@@ -217,7 +221,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     with pytest.raises(Crash):
         Trainer(spec, bundle, store, reporter=CrashAt(1)).run()  # checkpoint of epoch 0 kept
     resumed = Trainer(spec, bundle, store).run()
-    assert _comparable(resumed) == _comparable(whole)
+    assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")
 
 
 def test_smoke_grid_end_to_end(tmp_path):

@@ -23,6 +23,7 @@ from tests.helpers import (
     Crash,
     CrashAt,
     changed,
+    comparable,
     first_batch,
     load_bundle,
     make_method,
@@ -119,11 +120,6 @@ def test_seed_everything_same_seed_same_weights_other_seed_other_weights():
 
 
 
-def _comparable(result):
-    curves = dict(result["curves"])
-    curves.pop("train_seconds")
-    curves.pop("epoch_seconds")
-    return curves, result["best_epoch"], result["test"]
 
 
 def test_resumed_ogm_ge_run_draws_the_same_noise_as_an_uninterrupted_one(tmp_path):
@@ -136,10 +132,10 @@ def test_resumed_ogm_ge_run_draws_the_same_noise_as_an_uninterrupted_one(tmp_pat
     with pytest.raises(Crash):
         Trainer(spec, bundle, store, reporter=CrashAt(1)).run()
     resumed = Trainer(spec, bundle, store).run()
-    assert _comparable(resumed) == _comparable(whole)
+    assert comparable(resumed) == comparable(whole)
     # and the noise matters: without it (plain OGM) the same run ends elsewhere
     plain = RunSpec(cls, build_config(cls, {"noise": "false"}), "synthetic", 0, small_protocol(epochs=4))
-    assert _comparable(Trainer(plain, bundle, ResultStore(tmp_path / "plain")).run()) != _comparable(whole)
+    assert comparable(Trainer(plain, bundle, ResultStore(tmp_path / "plain")).run()) != comparable(whole)
 
 
 # ---------------------------------------------------------------------- selection: the first best epoch

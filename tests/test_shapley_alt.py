@@ -22,7 +22,7 @@ from amst_bench.train.method import Prediction
 from amst_bench.train.models import Probes
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
 
 # Per modality: the fraction of validation samples its hand-set logits get right, and the weight of
 # its one-hot logits. Weights 4 > 2 + 1, so the mean over any subset S predicts what the heaviest
@@ -270,9 +270,6 @@ def _spec(dataset="synthetic", epochs=3, **options):
 
 
 
-def _comparable(result):
-    curves = {k: v for k, v in result["curves"].items() if k not in ("train_seconds", "epoch_seconds")}
-    return curves, result["best_epoch"], result["test"], result["method_resolved"]
 
 
 def test_interrupted_run_resumes_to_the_same_result_and_phi_history(tmp_path):
@@ -284,7 +281,7 @@ def test_interrupted_run_resumes_to_the_same_result_and_phi_history(tmp_path):
         Trainer(spec, bundle, store, reporter=CrashAt()).run()
     assert store.checkpoint_path(spec.run_id).is_file()
     resumed = Trainer(spec, bundle, store).run()
-    assert _comparable(resumed) == _comparable(whole)
+    assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")
     assert [h["epoch"] for h in whole["method_resolved"]["phi_history"]] == [0, 1, 2, 3]
 
 

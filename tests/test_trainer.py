@@ -12,7 +12,7 @@ from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, load_bundle, small_protocol
+from tests.helpers import Crash, CrashAt, comparable, load_bundle, small_protocol
 
 
 def _spec(method="amst-alt", seed=0, epochs=3, **options):
@@ -20,20 +20,15 @@ def _spec(method="amst-alt", seed=0, epochs=3, **options):
     return RunSpec(cls, build_config(cls, options), "synthetic", seed, small_protocol(epochs=epochs))
 
 
-def _comparable(result):
-    curves = dict(result["curves"])
-    curves.pop("train_seconds")
-    curves.pop("epoch_seconds")
-    return curves, result["best_epoch"], result["test"]
 
 
 def test_same_seed_same_metrics_on_cpu(tmp_path):
     bundle = load_bundle()
     a = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
     b = Trainer(_spec(), bundle, ResultStore(tmp_path / "b")).run()
-    assert _comparable(a) == _comparable(b)
+    assert comparable(a) == comparable(b)
     c = Trainer(_spec(seed=1), bundle, ResultStore(tmp_path / "c")).run()
-    assert _comparable(c) != _comparable(a)
+    assert comparable(c) != comparable(a)
 
 
 
@@ -49,7 +44,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert not store.has_result(spec.run_id)
     assert store.checkpoint_path(spec.run_id).is_file()
     resumed = Trainer(spec, bundle, store).run()
-    assert _comparable(resumed) == _comparable(whole)
+    assert comparable(resumed) == comparable(whole)
     assert not store.checkpoint_path(spec.run_id).exists()
 
 
