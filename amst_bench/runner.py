@@ -149,25 +149,20 @@ def interrupt_message(specs: list[RunSpec], store: ResultStore, outcome: GridOut
     resumes from its last epoch checkpoint when the same command is run again."""
     done = len(outcome.results)
     parts = [f"interrupted; {done} run(s) finished in this session are kept in {store.root}"]
-    finished = {r["run_id"] if isinstance(r, dict) else r.run_id for r in outcome.results}
+    finished = {r["run_id"] for r in outcome.results}
     current = next(
         (s for s in specs if s.run_id not in finished and s not in outcome.skipped
          and not store.has_result(s.run_id)),
         None,
     )
     if current is not None:
-        meta = next((p for p in store.in_progress() if _field(p, "run_id") == current.run_id), None)
+        meta = next((p for p in store.in_progress() if p.run_id == current.run_id), None)
         if meta is not None:
-            done_epochs, epochs = _field(meta, "epochs_done"), _field(meta, "epochs")
-            parts.append(f"{current.label} is checkpointed at epoch {done_epochs}/{epochs}")
+            parts.append(f"{current.label} is checkpointed at epoch {meta.epochs_done}/{meta.epochs}")
         else:
             parts.append(f"{current.label} had no checkpoint yet and starts over")
     parts.append("run the same command again to resume")
     return "; ".join(parts)
-
-
-def _field(record: Any, name: str) -> Any:
-    return record[name] if isinstance(record, dict) else getattr(record, name)
 
 
 def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome) -> None:
