@@ -55,11 +55,6 @@ class DatasetRef:
         return self.name if self.path is None else f"{self.name}:{self.path}"
 
 
-def split_spec(spec: str) -> tuple[str, Path | None]:
-    ref = DatasetRef.parse(spec)
-    return ref.name, ref.path
-
-
 def select_datasets(text: str) -> list[DatasetRef]:
     """Dataset references from a comma list (names may carry ':PATH'); names are checked, 'all'
     and wildcards expand to registered names without paths. A name given twice is an error."""
