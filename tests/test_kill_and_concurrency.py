@@ -47,6 +47,13 @@ def uninterrupted(tmp_path_factory) -> list[dict]:
     return outcome(tmp / "r")
 
 
+def wait_for(folder: Path, pattern: str, seconds: float = 120) -> None:
+    """Until a file matching `pattern` appears in `folder` (a run has written its first checkpoint)."""
+    deadline = time.monotonic() + seconds
+    while not list(folder.glob(pattern)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def no_partial_files(results_dir: Path) -> None:
     for path in (results_dir / "runs").glob("*.json"):
         json.loads(path.read_text())  # every visible result parses
@@ -73,10 +80,7 @@ def test_sigkill_during_a_write_then_rerun_gives_the_uninterrupted_result(tmp_pa
 
 def test_sigkill_during_an_epoch_then_rerun_resumes_to_the_same_result(tmp_path, uninterrupted):
     proc = amst_bench(tmp_path, wait=False)
-    progress = tmp_path / "r" / "checkpoints"
-    deadline = time.monotonic() + 120
-    while not list(progress.glob("*.pt")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(tmp_path / "r" / "checkpoints", "*.pt")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     rerun = amst_bench(tmp_path)
@@ -86,10 +90,7 @@ def test_sigkill_during_an_epoch_then_rerun_resumes_to_the_same_result(tmp_path,
 
 def test_ctrl_c_says_what_was_kept_and_the_rerun_resumes(tmp_path, uninterrupted):
     proc = amst_bench(tmp_path, wait=False)
-    checkpoints = tmp_path / "r" / "checkpoints"
-    deadline = time.monotonic() + 120
-    while not list(checkpoints.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(tmp_path / "r" / "checkpoints", "*.json")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
