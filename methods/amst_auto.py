@@ -159,4 +159,5 @@ def _copy(estimate: Mapping[str, Any]) -> dict[str, Any]:
 
 @register_method("amst-auto")
 class AmstAuto(AutoSkip, AmstAlt):
+    family = "alternating"
     description = "AMST-Alt with s_m chosen from warm-up convergence rates (beyond the paper)"

@@ -25,5 +25,6 @@ class AutoFullOptions(AutoSkipOptions, AmstFullOptions):
 
 @register_method("amst-auto-full")
 class AmstAutoFull(AutoSkip, AmstFull):
+    family = "alternating"
     description = "AMST-Full with s_m chosen from warm-up convergence rates (beyond the paper)"
     Config = AutoFullOptions

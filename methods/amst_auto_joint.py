@@ -16,4 +16,5 @@ from amst_bench.registry import register_method
 
 @register_method("amst-auto-joint")
 class AmstAutoJoint(AutoSkip, AmstJoint):
+    family = "alternating"
     description = "AMST-Joint with s_m chosen from warm-up convergence rates (beyond the paper)"

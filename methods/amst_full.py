@@ -61,6 +61,7 @@ class AmstFullPrediction(Prediction):
 
 @register_method("amst-full")
 class AmstFull(AmstMethod):
+    family = "alternating"
     description = "AMST full: alternating + joint modules, logits averaged, skip training"
     Config = AmstFullOptions
 

@@ -20,6 +20,7 @@ from amst_bench.registry import register_method
 
 @register_method("amst-joint")
 class AmstJoint(AmstOneModule):
+    family = "alternating"
     description = "AMST joint module: concat head, sub-head of active modalities, skip training"
     head_kind = "concat"
     update = staticmethod(joint_update)

@@ -74,6 +74,7 @@ class MILESConfig:
 
 @register_method("miles")
 class MILES(EncodersAndHead):
+    family = "learning rate"
     description = "per-encoder learning rate slowed by μ for the most-utilised modality when δu > τ (MILES)"
     Config = MILESConfig
 

@@ -120,6 +120,7 @@ class MLAConfig:
 @register_method("mla")
 class MLA(EncodersAndHead):
     version = 2  # 2: test evaluated every epoch, as the official MLA script
+    family = "alternating"
     description = "MLA: alternating unimodal steps through one shared head; even/entropy fusion (baseline)"
     Config = MLAConfig
     head_kind = "msum"

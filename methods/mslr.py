@@ -87,6 +87,7 @@ class MSLRConfig:
 
 @register_method("mslr")
 class MSLR(EncodersAndHead):
+    family = "learning rate"
     description = "late fusion (lsum) with one learning rate per modality; static or dynamic (baseline)"
     Config = MSLRConfig
     head_kind = "lsum"

@@ -140,6 +140,7 @@ class OgmOptions:
 
 @register_method("ogm-ge")
 class OgmGe(EncodersAndHead):
+    family = "gradient modulation"
     description = "OGM-GE: dominant modality's conv gradients scaled by 1-tanh(alpha*rho), plus noise"
     Config = OgmOptions
 

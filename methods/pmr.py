@@ -133,6 +133,7 @@ def prototype_batch_count(n: int, fraction: float, rounding: str) -> int:
 
 @register_method("pmr")
 class PMR(EncodersAndHead):
+    family = "objective"
     description = "PMR: prototype CE on the weaker modality (switch by prototype scores), lsum head"
     Config = PMROptions
     head_kind = "lsum"

@@ -88,6 +88,7 @@ def weakest_first(phi: Mapping[str, float]) -> list[str]:
 
 @register_method("shapley-alt")
 class ShapleyAlt(EncodersAndHead):
+    family = "alternating"
     description = ("Shapley-guided alternating (reconstruction, arXiv 2506.00030): shared head, "
                    "weakest-φ modality first with k steps")
     Config = ShapleyAltConfig

@@ -37,6 +37,7 @@ from amst_bench.train.models import build_head
 class Unimodal(EncodersAndHead):
     abstract = True  # the base of audio / visual / text, not a method of its own
     version = 2  # 2: one-modality lsum head, official init, TF32 forced, test every epoch
+    family = "unimodal"
     modality = ""
     head_kind = "lsum"
     test_every_epoch_default = True  # the script tests every epoch

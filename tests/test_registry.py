@@ -102,3 +102,11 @@ def test_a_module_that_does_not_register_its_name_is_one_clear_error(tmp_path, m
     with pytest.raises(UserError, match="does not register 'quiet'"):
         fresh.get("quiet")
     sys.modules.pop("quiet_plugin", None)
+
+
+def test_every_registered_method_declares_a_known_family():
+    from amst_bench.train.method import METHOD_FAMILIES
+
+    for name in registry.methods.names():
+        cls = registry.methods.get(name)
+        assert cls.family in METHOD_FAMILIES, f"{name}: family {cls.family!r} not in METHOD_FAMILIES"

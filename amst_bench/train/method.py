@@ -82,6 +82,21 @@ class Prediction:
     modality_logits: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+# The families a method declares (`Method.family`), by the mechanism it balances with.
+METHOD_FAMILIES = (
+    "unimodal",  # one modality alone (the reference points)
+    "joint",  # plain joint training
+    "gradient modulation",  # rescales or recombines gradients (OGM-GE, AGM, MMPareto)
+    "learning rate",  # per-modality learning rates (MSLR, MILES)
+    "objective",  # adds or changes a loss term (PMR, MMCosine, CML, UMT, self-distillation)
+    "alternating",  # trains modalities in turn (MLA, AMST, Shapley-alt, ReconBoost)
+    "feed-forward",  # changes what the fusion sees during training (OPM, AMCo)
+    "architecture",  # a different fusion module (Greedy's MMTM)
+    "data",  # re-weights or re-samples training data (sample valuation)
+    "re-initialisation",  # resets parts of the model (Diagnosing & Re-learning)
+)
+
+
 @dataclass(frozen=True)
 class NoOptions:
     """Methods without options use this config."""
@@ -96,6 +111,9 @@ class Method:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Which kind of balancing the method does (leaderboard grouping and the site's filter), one of
+    # METHOD_FAMILIES.
+    family: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions
     # Evaluate the test split every epoch (as some official scripts do; their Table 3 time
     # includes it) unless the protocol's `test_every_epoch` is set explicitly.
