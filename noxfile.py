@@ -18,6 +18,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def integration(session: nox.Session) -> None:
+    """The tests that start real engines: Ray, submitit's local executor, Chromium, workers."""
+    session.install(*TORCH)
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", "-m", "integration", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
