@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -86,6 +87,37 @@ TextModelOpt = Annotated[
     typer.Option("--text-model", help="local RoBERTa folder (tokenizer, config.json, optional weights)"),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="redo (re-measure) runs already stored")]
+# Executors (amst_bench/executors): who trains the grid's runs; `run` takes these.
+ExecutorOpt = Annotated[
+    str,
+    typer.Option("--executor", help="local (in this process) | local:N (N worker processes) | slurm | ray"),
+]
+WorkersPerGpuOpt = Annotated[
+    int, typer.Option("--workers-per-gpu", help="local:N on CUDA: runs sharing one GPU (worker i gets GPU i//K)")
+]
+MaxRetriesOpt = Annotated[
+    int, typer.Option("--max-retries", help="local:N, ray, slurm: times a run whose worker died is retried")
+]
+SlurmPartitionOpt = Annotated[str | None, typer.Option("--slurm-partition", help="slurm: the partition")]
+SlurmClusterOpt = Annotated[
+    str,
+    typer.Option("--slurm-cluster", help="slurm: submitit's cluster, slurm or local (subprocesses here)"),
+]
+GpusPerTaskOpt = Annotated[int, typer.Option("--gpus-per-task", help="slurm, ray: GPUs per run")]
+TimeLimitOpt = Annotated[int, typer.Option("--time-limit", help="slurm: minutes per job (then requeued)")]
+CpusPerTaskOpt = Annotated[int, typer.Option("--cpus-per-task", help="slurm, ray: CPUs per run")]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="ray: auto | HOST:PORT (default: a Ray instance started for the grid)"),
+]
+TensorBoardOpt = Annotated[
+    bool,
+    typer.Option("--tensorboard", help="log runs to <results dir>/tensorboard/<run id>/ ([tensorboard])"),
+]
+WandbOpt = Annotated[
+    bool,
+    typer.Option("--wandb", help="log runs to W&B, offline, in <results dir>/wandb/ ([wandb])"),
+]
 
 
 @dataclass
@@ -109,9 +141,11 @@ class GridOptions(DataOptions):
     results_dir: ResultsOpt = None
     leaderboard_dir: BoardOpt = None
     force: ForceOpt = False
+    tensorboard: TensorBoardOpt = False
+    wandb: WandbOpt = False
 
     ORDER = ("datasets", "seeds", "profile", "sets", "results_dir", "leaderboard_dir", "data_root",
-             "cache_dir", "text_model", "force")
+             "cache_dir", "text_model", "force", "tensorboard", "wandb")
 
     @property
     def results(self) -> Path:
@@ -256,9 +290,11 @@ def _grid(opts: GridOptions, methods: str, variants=None):
 def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
     from amst_bench.report.progress import RichReporter
     from amst_bench.report.results import ResultStore
+    from amst_bench.report.tracking import FanOut, trackers
     from amst_bench.runner import execute
     from amst_bench.train.environment import resolve_device
 
+    wanted = trackers(opts.results, opts.tensorboard, opts.wandb)  # a missing package: said before anything
     store = ResultStore(opts.results)
     store.ensure_writable()
     if specs and specs[0].protocol.encoder == "resnet18":
@@ -269,7 +305,9 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
                 err=True,
             )
     to_train = [s for s in specs if opts.force or not store.has_result(s.run_id)]
-    with RichReporter(len(to_train)) as reporter:
+    with RichReporter(len(to_train)) as bar, contextlib.ExitStack() as closing:
+        tracked = [closing.enter_context(t) for t in wanted]
+        reporter = FanOut(bar, *tracked) if tracked else bar
         outcome = execute(specs, store, reporter, force=opts.force, strict=strict, locations=locations)
     reported = set()
     for spec, why in outcome.unsupported:

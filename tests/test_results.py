@@ -27,7 +27,7 @@ def test_round_trip_through_json():
     assert result.seconds_per_epoch == Timing(train=1.0, epoch=1.0, epochs=12)
     assert result.device.label == "GPU X" and result.device.extra == {"cc": "9.0"}
     payload = result.to_json()
-    assert payload["schema"] == SCHEMA_VERSION == 3
+    assert payload["schema"] == SCHEMA_VERSION == 4
     assert payload["device"] == {"type": "cuda", "name": "GPU X", "cc": "9.0"}
     assert RunResult.from_json(json.loads(json.dumps(payload))) == result
 

@@ -46,7 +46,7 @@ BAD_FILES = {
     "foreign-array": (b"[1, 2, 3]", "not a result: a JSON array, not an object"),
     "bad-schema": (_edited(lambda p: p.update(schema="two")), "unknown result schema 'two'"),
     "newer": (_edited(lambda p: p.update(schema=99)),
-              "refused: result schema 99 is newer than this amst-bench reads (1-3); upgrade amst-bench"),
+              "refused: result schema 99 is newer than this amst-bench reads (1-4); upgrade amst-bench"),
 }
 
 

@@ -18,6 +18,7 @@ from rich.progress import (
 from amst_bench.report.results import RunResult
 
 if TYPE_CHECKING:
+    from amst_bench.report.tracking import EpochRecord
     from amst_bench.train.runspec import RunSpec
 
 
@@ -73,6 +74,9 @@ class RichReporter(_Bar):
         self.task = self.progress.add_task(
             label, total=epochs, completed=first_epoch, loss="-", val="-", best="-"
         )
+
+    def log_epoch(self, record: EpochRecord) -> None:
+        """The bar shows loss and accuracy only (end_epoch); trackers take the whole record."""
 
     def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None:
         self.progress.update(

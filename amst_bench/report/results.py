@@ -7,7 +7,9 @@ Layout under the results folder:
 
 Schema history: 1 = the first stored shape; 2 adds `seconds_per_epoch.epochs` (how many epochs the
 timings average); 3 adds `validation` (the validation split's metrics at the selected epoch) and the
-balance fields of each `Evaluation` (Shapley values, utilisation; report/balance.py). Version 1 and 2
+balance fields of each `Evaluation` (Shapley values, utilisation; report/balance.py); 4 adds
+`curves.learning_rates` (per optimiser, the rate each epoch trained at, for tracking and figures;
+absent from older files, whose readers treat it as unknown). Version 1 and 2
 files are read (a version-1 count comes from its per-epoch curves; neither has a validation copy or
 balance metrics); a file of a newer version is refused. Files are written atomically, so a damaged
 or foreign file never stops a reader: it is reported in one line and skipped.
@@ -30,7 +32,7 @@ from amst_bench.atomic import atomic_torch_save, atomic_write_json
 from amst_bench.errors import UserError
 from amst_bench.report.metrics import Evaluation
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 OLDEST_READABLE = 1
 
 

@@ -24,6 +24,7 @@ from amst_bench.protocol import Protocol
 from amst_bench.report.balance import balance, majority_rate, subsets
 from amst_bench.report.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
 from amst_bench.report.results import SCHEMA_VERSION, ResultStore, RunProgress, RunResult
+from amst_bench.report.tracking import EpochRecord
 from amst_bench.train.environment import (
     determinism_record,
     device_record,
@@ -40,6 +41,7 @@ from amst_bench.train.runspec import RunSpec, protocol_label
 
 class EpochReporter(TypingProtocol):
     def start_run(self, spec: RunSpec, epochs: int, first_epoch: int) -> None: ...
+    def log_epoch(self, record: EpochRecord) -> None: ...  # every number of the epoch (trackers)
     def end_epoch(self, epoch: int, train_loss: float, val_acc: float, best_val: float) -> None: ...
     def end_run(self, result: RunResult) -> None: ...
     def skipped(self, spec: RunSpec) -> None: ...
@@ -49,6 +51,9 @@ class EpochReporter(TypingProtocol):
 
 class SilentReporter:
     def start_run(self, spec, epochs, first_epoch):
+        pass
+
+    def log_epoch(self, record):
         pass
 
     def end_epoch(self, epoch, train_loss, val_acc, best_val):
@@ -83,6 +88,8 @@ class History:
     val_shapley_imbalance: list[float | None] = field(default_factory=list)
     test_acc: list[float | None] = field(default_factory=list)
     trained_modalities: list[list[str]] = field(default_factory=list)
+    # Per optimiser ("name", or "name.i" for its i-th param group): the rate the epoch trained at.
+    learning_rates: dict[str, list[float | None]] = field(default_factory=dict)
     train_seconds: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
 
@@ -357,6 +364,7 @@ class Trainer:
             if probe_logits:
                 probe_loss = sum(F.cross_entropy(lg.float(), batch.labels) for lg in probe_logits.values())
                 Method.step([state.probe_opt], probe_loss)
+        rates = learning_rates(method.optimizers)  # before the epoch's end hooks and schedulers move them
         method.on_train_epoch_end(epoch)
         for scheduler in [*method.schedulers.values(), state.probe_sched]:
             scheduler.step()
@@ -399,6 +407,9 @@ class Trainer:
         history.trained_modalities.append(list(trained))
         history.train_seconds.append(t_train - t0)
         history.epoch_seconds.append(t_end - t0)
+        for name, rate in rates.items():
+            history.learning_rates.setdefault(name, [None] * before).append(rate)
+        self.reporter.log_epoch(_epoch_record(history, val_eval, method.modalities, rates))
         self.reporter.end_epoch(epoch, history.train_loss[-1], val_eval.accuracy, state.best["val_acc"])
 
     # ------------------------------------------------------------------ the record
@@ -443,6 +454,38 @@ class Trainer:
             "embedding_dim": self.embedding_dim,
             "text_encoder": _text_encoder_record(method.model, spec.protocol),
         })
+
+
+def learning_rates(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+    """The current rate of each optimiser (of each param group, "name.i", where it has several)."""
+    out = {}
+    for name, opt in sorted(optimizers.items()):
+        groups = opt.param_groups
+        for i, group in enumerate(groups):
+            out[name if len(groups) == 1 else f"{name}.{i}"] = float(group["lr"])
+    return out
+
+
+def _epoch_record(history: History, val: Evaluation, modalities, rates: dict[str, float]) -> EpochRecord:
+    """The epoch just appended to `history`, for the trackers."""
+    return EpochRecord(
+        epoch=history.epoch[-1],
+        train_loss=history.train_loss[-1],
+        train_acc=history.train_acc[-1],
+        val_acc=history.val_acc[-1],
+        val_macro_f1=history.val_macro_f1[-1],
+        test_acc=history.test_acc[-1],
+        val_modality_acc=dict(val.modality_accuracy),
+        val_head_modality_acc=dict(val.head_modality_accuracy),
+        learning_rates=rates,
+        modalities=tuple(modalities),
+        trained=tuple(history.trained_modalities[-1]),
+        val_shapley=dict(val.shapley),
+        val_shapley_imbalance=val.shapley_imbalance,
+        val_utilisation=dict(val.utilisation),
+        train_seconds=history.train_seconds[-1],
+        epoch_seconds=history.epoch_seconds[-1],
+    )
 
 
 def _padded(curve: list[Any], length: int) -> list[Any]:
