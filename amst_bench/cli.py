@@ -93,7 +93,7 @@ ExecutorOpt = Annotated[
     typer.Option("--executor", help="local (in this process) | local:N (N worker processes) | slurm | ray"),
 ]
 WorkersPerGpuOpt = Annotated[
-    int, typer.Option("--workers-per-gpu", help="local:N on CUDA: runs sharing one GPU (worker i gets GPU i//K)")
+    int, typer.Option("--workers-per-gpu", help="local:N on CUDA: workers per GPU (worker i: GPU i//K)")
 ]
 MaxRetriesOpt = Annotated[
     int, typer.Option("--max-retries", help="local:N, ray, slurm: times a run whose worker died is retried")
@@ -108,7 +108,7 @@ TimeLimitOpt = Annotated[int, typer.Option("--time-limit", help="slurm: minutes 
 CpusPerTaskOpt = Annotated[int, typer.Option("--cpus-per-task", help="slurm, ray: CPUs per run")]
 RayAddressOpt = Annotated[
     str | None,
-    typer.Option("--ray-address", help="ray: auto | HOST:PORT (default: a Ray instance started for the grid)"),
+    typer.Option("--ray-address", help="ray: auto | HOST:PORT (default: a Ray started for the grid)"),
 ]
 TensorBoardOpt = Annotated[
     bool,
@@ -287,7 +287,7 @@ def _grid(opts: GridOptions, methods: str, variants=None):
     return plan(request), request.locations
 
 
-def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
+def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations, executor=None):
     from amst_bench.report.progress import RichReporter
     from amst_bench.report.results import ResultStore
     from amst_bench.report.tracking import FanOut, trackers
@@ -308,12 +308,19 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations):
     with RichReporter(len(to_train)) as bar, contextlib.ExitStack() as closing:
         tracked = [closing.enter_context(t) for t in wanted]
         reporter = FanOut(bar, *tracked) if tracked else bar
-        outcome = execute(specs, store, reporter, force=opts.force, strict=strict, locations=locations)
+        if executor is None or executor.in_process:
+            outcome = execute(specs, store, reporter, force=opts.force, strict=strict, locations=locations)
+        else:  # handed to worker processes, Slurm or Ray (amst_bench/executors)
+            from amst_bench.executors import make_executor
+
+            outcome = make_executor(executor).execute(specs, store, reporter, opts.force, strict, locations)
     reported = set()
     for spec, why in outcome.unsupported:
         if (spec.variant, spec.dataset) not in reported:
             reported.add((spec.variant, spec.dataset))
             typer.echo(f"not run: {spec.variant} on {spec.dataset}: {why}", err=True)
+    for spec, record in outcome.failed:
+        typer.echo(f"failed: {spec.label}: {record.get('error')}; log: {record.get('log')}", err=True)
     return store, outcome
 
 
@@ -335,15 +342,35 @@ def _leaderboard(store, board_dir: Path, show: bool = True) -> None:
 def run(
     opts: GridOptions,
     methods: MethodsOpt = "all",
+    executor: ExecutorOpt = "local",
+    workers_per_gpu: WorkersPerGpuOpt = 1,
+    max_retries: MaxRetriesOpt = 2,
+    slurm_partition: SlurmPartitionOpt = None,
+    slurm_cluster: SlurmClusterOpt = "slurm",
+    gpus_per_task: GpusPerTaskOpt = 0,
+    time_limit: TimeLimitOpt = 24 * 60,
+    cpus_per_task: CpusPerTaskOpt = 1,
+    ray_address: RayAddressOpt = None,
     leaderboard: Annotated[bool, typer.Option(help="write and print the leaderboard afterwards")] = True,
 ) -> None:
     """Train every (method, dataset, seed) of the grid; finished runs are kept, interrupted ones
     resume. With --methods all, a method that cannot run on a dataset is reported, not replaced.
-    The paper profile needs a GPU (hours per run on a CPU); --profile smoke runs in minutes."""
+    The paper profile needs a GPU (hours per run on a CPU); --profile smoke runs in minutes.
+    --executor hands the runs to worker processes, Slurm or Ray (README, "Scale out"); a run that
+    fails there is named with its log, and the command exits 1."""
+    from amst_bench.executors import ExecutorSettings
+
+    settings = ExecutorSettings.parse(
+        executor, workers_per_gpu=workers_per_gpu, max_retries=max_retries, slurm_partition=slurm_partition,
+        slurm_cluster=slurm_cluster, gpus_per_task=gpus_per_task, time_limit_min=time_limit,
+        cpus_per_task=cpus_per_task, ray_address=ray_address,
+    )
     specs, locations = _grid(opts, methods)
-    store, _ = _execute(specs, opts, methods.strip() != "all", locations)
+    store, outcome = _execute(specs, opts, methods.strip() != "all", locations, settings)
     if leaderboard:
         _leaderboard(store, opts.boards)
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -509,11 +536,14 @@ def data_prepare(dataset: DatasetArg, opts: DataOptions) -> None:
 
 @app.command()
 def status(results_dir: ResultsOpt = None) -> None:
-    """Finished runs per protocol and dataset, and every interrupted run with how far it got
-    (`amst-bench run` with the same arguments resumes it)."""
+    """Finished runs per protocol and dataset; then every other run, one line each: running
+    (its lock is held), resumable (interrupted; `amst-bench run` with the same arguments resumes
+    it), queued (handed to an executor, not started) and failed (with its error and log)."""
     import collections
 
-    from amst_bench.report.results import ResultStore
+    from amst_bench.executors import records
+    from amst_bench.locks import is_held
+    from amst_bench.report.results import ResultStore, warn_on_stderr
 
     results_dir = results_root(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
@@ -523,16 +553,31 @@ def status(results_dir: ResultsOpt = None) -> None:
     for (label, dataset), count in sorted(finished.items()):
         typer.echo(f"finished  {count:4d} run(s)  {dataset}  [{label}]")
     resumable = store.in_progress()
+    running = {p.stem for p in (results_dir / "locks").glob("*.lock") if is_held(p)}
     for p in resumable:
         # A checkpoint beside a stored result is an interrupted --force redo: a plain `run` keeps
         # the stored result, only `run --force` resumes the redo.
         redo = store.has_result(p.run_id)
         how = "resumable with --force (a redo; the stored result stands)" if redo else "resumable"
+        how = "running" if p.run_id in running else how
         typer.echo(
             f"{how} {p.variant} on {p.dataset}, seed {p.seed} [{p.protocol_label}]: "
             f"{p.epochs_done}/{p.epochs} epochs, best val {p.best_val_acc:.1%}"
         )
-    if not finished and not resumable:
+    shown = {p.run_id for p in resumable}
+    queued = {r.run_id: r for r in records.read(records.queue_dir(results_dir), warn_on_stderr)}
+    for run_id in sorted(running - shown):  # started, no epoch checkpointed yet
+        what = queued[run_id].line() if run_id in queued else run_id
+        typer.echo(f"running {what}: no epoch finished yet")
+    failed = [r for r in records.read(records.failed_dir(results_dir), warn_on_stderr)
+              if not store.has_result(r.run_id) and r.run_id not in running]
+    started = running | shown
+    waiting = [r for r in queued.values() if r.run_id not in started and not store.has_result(r.run_id)]
+    for record in waiting:
+        typer.echo(f"queued {record.line()}")
+    for record in failed:
+        typer.echo(f"failed {record.label} [{record.protocol_label}]: {record.error}; log: {record.log}")
+    if not finished and not resumable and not running and not waiting and not failed:
         typer.echo(f"no runs in {results_dir}")
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
+
+# `is_held` probes a lock by taking it shared for an instant; a claim that meets the probe tries
+# again a few times before it calls the run another process's.
+_CLAIM_TRIES = 5
+_CLAIM_PAUSE_S = 0.02
 
 
 class RunLock:
@@ -23,11 +29,15 @@ class RunLock:
     def __enter__(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        for attempt in range(_CLAIM_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == _CLAIM_TRIES - 1:
+                    os.close(fd)
+                    return False
+                time.sleep(_CLAIM_PAUSE_S)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -38,3 +48,19 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process holds the run's lock now (for `status`); never blocks, and holds a
+    shared lock only for the instant of the probe."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock if it was taken
+    return False

@@ -120,6 +120,8 @@ class GridOutcome:
     skipped: list[RunSpec] = field(default_factory=list)
     unsupported: list[tuple[RunSpec, str]] = field(default_factory=list)
     busy: list[RunSpec] = field(default_factory=list)  # being trained by another process
+    # runs that raised (executors other than `local` record them): spec and its failure record
+    failed: list[tuple[RunSpec, dict[str, Any]]] = field(default_factory=list)
 
 
 def execute(
@@ -130,15 +132,18 @@ def execute(
     checkpoint_every: int = 1,
     strict: bool = True,
     locations: DataLocations | None = None,
+    datasets: dict[Protocol, DatasetCache] | None = None,
 ) -> GridOutcome:
     """Run every spec. A method that cannot run on a dataset raises (strict) or is reported in
-    `unsupported` (for `--methods all` grids): it is never replaced by something else."""
+    `unsupported` (for `--methods all` grids): it is never replaced by something else. `datasets`
+    lets a worker process that runs one spec per call keep its loaded datasets between calls."""
     store.ensure_writable()
     locations = locations or DataLocations.from_environment()
     outcome = GridOutcome()
     reporter = reporter or SilentReporter()
+    datasets = {} if datasets is None else datasets
     try:
-        _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome)
+        _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome, datasets)
     except KeyboardInterrupt:
         raise Interrupted(interrupt_message(specs, store, outcome)) from None
     return outcome
@@ -165,8 +170,9 @@ def interrupt_message(specs: list[RunSpec], store: ResultStore, outcome: GridOut
     return "; ".join(parts)
 
 
-def _execute_all(specs, store, reporter, force, checkpoint_every, strict, locations, outcome) -> None:
-    datasets: dict[Protocol, DatasetCache] = {}
+def _execute_all(
+    specs, store, reporter, force, checkpoint_every, strict, locations, outcome, datasets
+) -> None:
     for spec in specs:
         use_cpu_threads(spec.protocol.cpu_threads)
         if store.has_result(spec.run_id) and not force:

@@ -31,7 +31,7 @@ CELLS = (
 
 COLUMNS = ["label", "profile", "method", "variant", "dataset", "split", "seed", "finished", "accuracy",
            "macro_f1", "modality_accuracy", "shapley", "shapley_imbalance", "utilisation", "train_s",
-           "epoch_s", "timed_epochs", "device", "cpu"]
+           "epoch_s", "timed_epochs", "device", "cpu", "run_id"]
 
 # (mean, se or None, n or None): n is None for the paper's numbers.
 Stat = tuple[float, float | None, int | None]
@@ -66,6 +66,7 @@ def _frame(results: list[RunResult]) -> pd.DataFrame:
                 "timed_epochs": r.seconds_per_epoch.epochs,
                 "device": r.device.label,
                 "cpu": r.device.is_cpu,
+                "run_id": r.run_id,
             }
         )
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -216,12 +217,9 @@ def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
         if not full:
             continue
         out += ["### Test macro-F1 (%)", _table(_stats(sub, "macro_f1"), rows, cols, lead)]
-        probe = sub[["variant", "column", "modality_accuracy"]].copy()
-        probe["modality"] = probe["modality_accuracy"].map(lambda d: sorted(d.items()))
-        probe = probe.explode("modality").dropna(subset=["modality"])
+        probe = _per_modality_frame(sub, "modality_accuracy")
         if not probe.empty:
-            probe["column"] = probe["column"] + " · " + probe["modality"].str[0]
-            probe["value"] = probe["modality"].str[1]
+            probe["column"] = probe["column"] + " · " + probe["modality"]
             out += [
                 "### Per-modality test accuracy (%, linear probe per modality)",
                 _table(_stats(probe, "value"), rows, _columns(probe["column"]), lead),
@@ -230,6 +228,17 @@ def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
         if balance:
             out += ["### Balance (test, at the selected epoch)", BALANCE_NOTE, balance]
     return out
+
+
+def _per_modality_frame(sub: pd.DataFrame, field: str) -> pd.DataFrame:
+    """One row per (run, modality) of a per-modality field (e.g. probe accuracy): variant, column,
+    modality, value; runs without the field have no row."""
+    out = sub[["variant", "column", field]].copy()
+    out["pair"] = out[field].map(lambda d: sorted(d.items()))
+    out = out.explode("pair").dropna(subset=["pair"]).drop(columns=[field])
+    out["modality"] = [pair[0] for pair in out["pair"]]
+    out["value"] = [pair[1] for pair in out["pair"]]
+    return out.drop(columns=["pair"])
 
 
 BALANCE_NOTE = (
@@ -453,3 +462,16 @@ def write_leaderboards(results: list[RunResult], out_dir: Path) -> list[Path]:
 def summary_for_terminal(results: list[RunResult]) -> str:
     """The test-accuracy tables only, per protocol: what the CLI prints after a run."""
     return _join(_accuracy_sections(_frame(results), full=False) or [NO_RESULTS])
+
+
+# ---------------------------------------------------------------------------------------------- shared
+# The static site (report/site.py) builds its pages from these same functions, so every number it
+# shows is the number these tables show: one aggregation, two renderings.
+runs_frame = _frame
+seed_stats = _stats
+protocol_labels = _labels
+variant_rows = _rows
+dataset_columns = _columns
+per_modality_frame = _per_modality_frame
+timing_only = _timing_only
+timed_epochs = _timed_epochs
