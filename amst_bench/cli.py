@@ -455,13 +455,25 @@ def publish(
         bool,
         typer.Option("--replace", help="replace published results of these runs or of other code versions"),
     ] = False,
+    site: Annotated[
+        Path | None,
+        typer.Option(
+            "--site", metavar="DIR",
+            help="also write the static leaderboard site to DIR; alone (no --from/--runs): only build it "
+            "from --to",
+        ),
+    ] = None,
 ) -> None:
     """Copy chosen finished runs into the published tree and regenerate its leaderboards from it.
     Runs sharing a protocol label must share one code version (amst-bench version + the method's
-    version); nothing published is removed or overwritten without --replace."""
+    version); nothing published is removed or overwritten without --replace. With --site DIR, the
+    static site (sortable tables, a page per method and dataset) is built from the published tree."""
     from amst_bench.report import publish as pub
     from amst_bench.report.results import ResultStore
 
+    if site is not None and source is None and not runs:
+        _build_site(to, site, leaderboard_dir / "figures")
+        return
     source = results_root(source)
     if not source.is_dir():
         raise UserError(f"--from {source}: no such folder (run `amst-bench run` first)")
@@ -482,6 +494,21 @@ def publish(
         f"{len(plan.replaced)} replaced, {len(plan.remove)} file(s) of another version removed"
     )
     _leaderboard(target, leaderboard_dir, show=False)
+    if site is not None:
+        _build_site(to, site, leaderboard_dir / "figures")
+
+
+def _build_site(tree: Path, site: Path, figures: Path) -> None:
+    """The static site from a published tree's runs (and the figures `amst-bench plot` indexed)."""
+    from amst_bench.report import publish as pub
+    from amst_bench.report.results import ResultStore
+    from amst_bench.report.site import build_site
+
+    if not (tree / "runs").is_dir():
+        raise UserError(f"--to {tree}: no {tree / 'runs'} folder to build the site from")
+    files = build_site(pub.scan(ResultStore(tree)), site, lambda m: registry.methods.get(m).family, figures)
+    pages = sum(1 for name in files if name.endswith(".html"))
+    typer.echo(f"site written: {site / 'index.html'} ({pages} pages, {len(files)} files)")
 
 
 data_app = typer.Typer(
