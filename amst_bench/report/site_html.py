@@ -115,7 +115,8 @@ def plain_table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str 
     """A small, unsorted table of already-escaped cells."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table_html = f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll">{table_html}</div>'
 
 
 def json_block(value: Any) -> str:
