@@ -26,6 +26,15 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def site(session: nox.Session) -> None:
+    """The static leaderboard site of the published results, into site/ (or the folder given after --)."""
+    session.install(*TORCH)
+    session.install("-e", ".")
+    out = session.posargs[0] if session.posargs else "site"
+    session.run("amst-bench", "publish", "--site", out)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
