@@ -18,7 +18,7 @@ from amst_bench.errors import UserError
 from amst_bench.report import reference
 from amst_bench.report.publish import scan
 from amst_bench.report.results import ResultStore
-from amst_bench.report.site import MANIFEST, build_site, render_site, write_site
+from amst_bench.report.site import MANIFEST, build_site, read_figures, render_site, write_site
 from tests.helpers import cli
 from tests.site_fixtures import ACC, FAMILIES, by_hand, family_of, write_tree
 
@@ -308,3 +308,21 @@ def test_write_site_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="not an amst-bench site"):
         write_site({"index.html": b"x"}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "not readable as JSON"),
+        ('{"kind": "curves"}', "expected a JSON list of figures"),
+        ('[{"kind": "curves", "protocol": "smoke"}]', "entry 0: expected kind, protocol, dataset and path"),
+        ('[{"kind": "pie", "protocol": "p", "dataset": "d", "path": "x.png"}]', "kind must be one of"),
+    ],
+    ids=["not-json", "not-a-list", "missing-field", "unknown-kind"],
+)
+def test_a_malformed_figure_index_is_one_warning_and_no_figures(tmp_path, content, expected):
+    (tmp_path / "index.json").write_text(content)
+    (tmp_path / "x.png").write_bytes(b"png")
+    warnings: list[str] = []
+    assert read_figures(tmp_path, warnings.append) == []
+    assert len(warnings) == 1 and expected in warnings[0] and warnings[0].startswith("amst-bench: warning: ")
