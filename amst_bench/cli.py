@@ -324,7 +324,11 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations, e
     return store, outcome
 
 
-def _leaderboard(store, board_dir: Path, show: bool = True) -> None:
+def _leaderboard(store, board_dir: Path, show: bool = True, figures: bool = False) -> None:
+    """Write the tables (accuracy.md links the figures the results support) and, with `figures` or
+    where figures/ was drawn before, draw the figures: grid commands leave the first drawing to
+    `amst-bench plot` / `leaderboard` (matplotlib takes seconds), then keep them up to date."""
+    from amst_bench.report import figures as figure_plan
     from amst_bench.report.leaderboard import summary_for_terminal, write_leaderboards
 
     results = store.load_results()
@@ -335,6 +339,38 @@ def _leaderboard(store, board_dir: Path, show: bool = True) -> None:
     if show:
         typer.echo(summary_for_terminal(results))
     typer.echo(f"leaderboards written: {', '.join(str(p) for p in paths)}")
+    if figures or (board_dir / "figures" / figure_plan.INDEX).is_file():
+        _figures(results, board_dir / "figures")
+    elif figure_plan.plan(results):
+        typer.echo(f"figures: not drawn yet; `amst-bench plot` draws them into {board_dir / 'figures'}")
+
+
+def _figures(results, figure_dir: Path) -> None:
+    from amst_bench.report import figures
+
+    planned = figures.plan(results)
+    try:
+        drawn = figures.render(planned, figure_dir)
+    except OSError as exc:
+        raise UserError(f"{figure_dir}: figures not writable ({exc.strerror or exc})") from None
+    typer.echo(f"figures: {len(planned)} in {figure_dir} ({len(drawn)} redrawn), listed in {figures.INDEX}")
+
+
+def _stored_results(results_dir: Path | None, leaderboard_dir: Path | None, published: bool):
+    """The results a table/figure command reads and where its tables go: yours, or with
+    --published the repository's curated runs and its leaderboards/."""
+    from amst_bench.report.results import ResultStore
+
+    if published:
+        if results_dir is not None:
+            raise UserError(f"--published reads {PUBLISHED}/; give --results-dir without it")
+        if not (PUBLISHED / "runs").is_dir():
+            raise UserError(f"--published: no {PUBLISHED / 'runs'} here (run it in the repository's root)")
+        return ResultStore(PUBLISHED), leaderboard_dir or PUBLISHED_BOARDS
+    results_dir = results_root(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
+    return ResultStore(results_dir), boards_dir(leaderboard_dir, results_dir)
 
 
 @app.command()
@@ -417,21 +453,27 @@ def leaderboard(
         typer.Option("--published", help=f"the repository's tables: {PUBLISHED}/ -> {PUBLISHED_BOARDS}/"),
     ] = False,
 ) -> None:
-    """Regenerate the Markdown leaderboards from stored results (nothing is trained): your runs'
-    tables by default, the repository's published ones with --published."""
-    from amst_bench.report.results import ResultStore
+    """Regenerate the Markdown leaderboards and their figures (figures/, linked from accuracy.md)
+    from stored results (nothing is trained): your runs' tables by default, the repository's
+    published ones with --published."""
+    store, board_dir = _stored_results(results_dir, leaderboard_dir, published)
+    _leaderboard(store, board_dir, figures=True)
 
-    if published:
-        if results_dir is not None:
-            raise UserError(f"--published reads {PUBLISHED}/; give --results-dir without it")
-        if not (PUBLISHED / "runs").is_dir():
-            raise UserError(f"--published: no {PUBLISHED / 'runs'} here (run it in the repository's root)")
-        _leaderboard(ResultStore(PUBLISHED), leaderboard_dir or PUBLISHED_BOARDS)
-        return
-    results_dir = results_root(results_dir)
-    if not results_dir.is_dir():
-        raise UserError(f"--results-dir {results_dir}: no such folder (run `amst-bench run` first)")
-    _leaderboard(ResultStore(results_dir), boards_dir(leaderboard_dir, results_dir))
+
+@app.command()
+def plot(
+    results_dir: ResultsOpt = None,
+    leaderboard_dir: BoardOpt = None,
+    published: Annotated[
+        bool,
+        typer.Option("--published", help=f"the repository's: {PUBLISHED}/ -> {PUBLISHED_BOARDS}/figures/"),
+    ] = False,
+) -> None:
+    """Draw the figures from stored results into <leaderboard dir>/figures/ (index.json lists them):
+    validation learning curves per modality for each method variant (the AMST paper's Fig. 3),
+    prediction entropy per class and modality (Fig. 4), test accuracy against seconds per epoch."""
+    store, board_dir = _stored_results(results_dir, leaderboard_dir, published)
+    _figures(store.load_results(), board_dir / "figures")
 
 
 @app.command()
@@ -493,7 +535,7 @@ def publish(
         f"published {len(plan.copy)} run(s) into {target.runs_dir}: {len(plan.unchanged)} there already, "
         f"{len(plan.replaced)} replaced, {len(plan.remove)} file(s) of another version removed"
     )
-    _leaderboard(target, leaderboard_dir, show=False)
+    _leaderboard(target, leaderboard_dir, show=False, figures=True)
     if site is not None:
         _build_site(to, site, leaderboard_dir / "figures")
 
@@ -559,6 +601,30 @@ def data_prepare(dataset: DatasetArg, opts: DataOptions) -> None:
     with DecodeProgress(f"preparing {dataset}") as progress:
         path = adapter.prepare(protocol, progress)
     typer.echo(f"{dataset}: cache ready at {path}")
+
+
+@data_app.command("frames")
+def data_frames(
+    src: Annotated[Path, typer.Argument(help="folder of videos (e.g. CREMA-D's VideoFlash/)")],
+    dest: Annotated[Path, typer.Argument(help="one frame folder per clip goes here (IMAGE_KEPT_1_PER_SEC/)")],
+    per_second: Annotated[
+        int, typer.Option("--per-second", help="kept per second: 1 (CREMA-D, AVE, UR-FUNNY), 2 (IEMOCAP)")
+    ] = 1,
+    ext: Annotated[
+        list[str] | None, typer.Option("--ext", help="video extension, repeatable (default: common ones)")
+    ] = None,
+) -> None:
+    """Extract frames from videos by the AMST frame script's rule (decoded frame n kept when
+    n mod int(fps) = 0; with --per-second 2 also half a second later) into DEST/<clip>/<n>.jpg,
+    the layout the dataset adapters read. Needs PyAV (amst-bench[frames]); clips already
+    extracted are kept, so a rerun resumes."""
+    from amst_bench.data.frames import VIDEO_EXTENSIONS, extract
+    from amst_bench.report.progress import DecodeProgress
+
+    extensions = tuple(f".{e.lower().lstrip('.')}" for e in ext) if ext else VIDEO_EXTENSIONS
+    with DecodeProgress(f"extracting frames from {src}") as progress:
+        done = extract(src, dest, per_second, extensions, progress)
+    typer.echo(f"{dest}: {done.frames} frame(s) from {done.clips} clip(s); {done.skipped} there already")
 
 
 @app.command()

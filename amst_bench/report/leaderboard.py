@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from amst_bench.atomic import atomic_write_text
+from amst_bench.report import figures as figure_plan
 from amst_bench.report import reference
 from amst_bench.report.metrics import mean_se
 from amst_bench.report.results import RunResult
@@ -199,7 +200,7 @@ def _timing_only(sub: pd.DataFrame) -> bool:
     return bool(set(sub["profile"]) & TIMING_ONLY)
 
 
-def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
+def _accuracy_sections(df: pd.DataFrame, full: bool = True, figures=()) -> list[str]:
     out = []
     for label in _labels(df):
         sub = df[df["label"] == label]
@@ -227,6 +228,9 @@ def _accuracy_sections(df: pd.DataFrame, full: bool = True) -> list[str]:
         balance = _balance_table(sub, rows, cols)
         if balance:
             out += ["### Balance (test, at the selected epoch)", BALANCE_NOTE, balance]
+        links = figure_plan.markdown_links(list(figures), label)
+        if links:  # figures/ beside the tables, drawn by `amst-bench leaderboard` / `plot`
+            out += ["### Figures", figure_plan.LINKS_NOTE, "\n".join(links)]
     return out
 
 
@@ -283,13 +287,13 @@ def _per_modality(records: pd.Series, modalities: list[str]) -> str:
     return f"{'/'.join(names)} {'/'.join(means)}"
 
 
-def _accuracy_md(df: pd.DataFrame) -> list[str]:
+def _accuracy_md(df: pd.DataFrame, figures=()) -> list[str]:
     paper = reference.TABLE1_ACCURACY
     return [
         "# Accuracy",
         GENERATED,
         CELLS,
-        *(_accuracy_sections(df) or [NO_RESULTS]),
+        *(_accuracy_sections(df, figures=figures) or [NO_RESULTS]),
         "## Paper reference (AMST paper, Table 1; reported numbers, not measured here)",
         _paper_lead(),
         _table(_paper_cells(paper), list(paper), list(reference.DATASETS), {"method": list(paper)}),
@@ -437,23 +441,26 @@ def _join(blocks: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------- API
 
 
-def build_leaderboards(results: list[RunResult]) -> dict[str, str]:
-    """File name -> Markdown text for accuracy.md, timing.md, ablation.md and README.md."""
+def build_leaderboards(results: list[RunResult], figures: bool = True) -> dict[str, str]:
+    """File name -> Markdown text for accuracy.md, timing.md, ablation.md and README.md. With
+    `figures`, accuracy.md links the figures the results support (report/figures.py plans them from
+    the results alone; the caller draws them into figures/)."""
     df = _frame(results)
+    planned = figure_plan.plan(results) if figures else []
     return {
         "README.md": _join(_readme_md(df)),
-        "accuracy.md": _join(_accuracy_md(df)),
+        "accuracy.md": _join(_accuracy_md(df, planned)),
         "timing.md": _join(_timing_md(df)),
         "ablation.md": _join(_ablation_md(df)),
     }
 
 
-def write_leaderboards(results: list[RunResult], out_dir: Path) -> list[Path]:
+def write_leaderboards(results: list[RunResult], out_dir: Path, figures: bool = True) -> list[Path]:
     """Write the files atomically into out_dir (created if needed); returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in build_leaderboards(results).items():
+    for name, text in build_leaderboards(results, figures).items():
         atomic_write_text(out_dir / name, text)
         paths.append(out_dir / name)
     return paths
