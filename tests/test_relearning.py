@@ -91,7 +91,7 @@ def test_three_modalities_have_one_weight_each():
 
 def _spec():
     cls = registry.methods.get("relearning")
-    protocol = small_protocol(epochs=3, synthetic_samples=160)
+    protocol = small_protocol(epochs=3, synthetic_samples=120)
     return RunSpec(cls, build_config(cls, {"reinit_epoch": "1"}), "synthetic", 0, protocol)
 
 

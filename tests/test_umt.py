@@ -94,14 +94,14 @@ def test_bad_window_is_one_line(tmp_path, capsys):
 
 def _spec():
     cls = registry.methods.get("umt")
-    protocol = small_protocol(epochs=2, synthetic_samples=160)
-    return RunSpec(cls, build_config(cls, {}), "synthetic", 0, protocol)
+    protocol = small_protocol(epochs=2, synthetic_samples=120)
+    return RunSpec(cls, build_config(cls, {"teacher_epochs": "1"}), "synthetic", 0, protocol)
 
 
 def test_resumed_run_keeps_its_teachers_and_equals_an_uninterrupted_one(tmp_path):
     bundle = load_bundle(protocol=_spec().protocol)
     whole = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
-    assert whole["method_resolved"]["teacher_epochs"] == 2
+    assert whole["method_resolved"]["teacher_epochs"] == 1
     store = ResultStore(tmp_path / "b")
     with pytest.raises(Crash):
         Trainer(_spec(), bundle, store, reporter=CrashAt(0)).run()

@@ -6,6 +6,8 @@ Hooks, in the order the trainer calls them (names follow PyTorch Lightning where
   configure_optimizers()       one optimiser per model part, as the official code does
   trained_modalities(epoch)    which modalities receive gradient this epoch (AMST's skip rule)
   on_train_epoch_start(epoch)
+  training_split(epoch, split) the split this epoch's batches are drawn from (default: the training
+                               split; sample valuation trains on a resampled copy)
   training_step(batch, epoch)  one batch; `EncodersAndHead`'s default is joint training:
     extra_loss(batch, epoch, embeddings, logits, per_modality)   a term added to the CE, or None
     on_before_optimizer_step(epoch, batch, embeddings, logits, per_modality)
@@ -155,6 +157,11 @@ class Method:
 
     def on_train_epoch_start(self, epoch: int) -> None:
         pass
+
+    def training_split(self, epoch: int, split: TensorSplit) -> TensorSplit:
+        """The split this epoch's training batches come from (shuffled by the trainer), asked after
+        `on_train_epoch_start`. Default: the training split itself."""
+        return split
 
     def training_step(self, batch: Batch, epoch: int) -> StepOutput:
         raise NotImplementedError

@@ -13,13 +13,14 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from typing import Protocol as TypingProtocol
 
 import torch
 import torch.nn.functional as F
 
-from amst_bench.data.tensors import DatasetBundle, TensorSplit, iterate_batches, num_batches
+from amst_bench.data.tensors import Batch, DatasetBundle, TensorSplit, iterate_batches
 from amst_bench.protocol import Protocol
 from amst_bench.report.balance import balance, majority_rate, subsets
 from amst_bench.report.metrics import Evaluation, accuracy, class_means, macro_f1, prediction_entropy
@@ -34,9 +35,16 @@ from amst_bench.train.environment import (
     tf32,
     versions,
 )
+from amst_bench.train.memory import peak_rss_bytes, reset_peak_rss
 from amst_bench.train.method import Method, MethodContext
 from amst_bench.train.models import Probes, build_encoder
 from amst_bench.train.runspec import RunSpec, protocol_label
+from amst_bench.train.speed import (
+    apply_backend_flags,
+    channels_last_inputs,
+    channels_last_module,
+    speed_up_run,
+)
 
 
 class EpochReporter(TypingProtocol):
@@ -155,10 +163,11 @@ def effective_protocol(protocol: Protocol, bundle: DatasetBundle) -> Protocol:
 
 
 def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
-    """Builds the protocol's encoder for a modality of this dataset."""
+    """Builds the protocol's encoder for a modality of this dataset (channels-last when the protocol
+    asks); `make.made` lists every (modality, encoder) built, for torch.compile."""
 
     def make(modality: str, embedding_dim: int | None = None) -> torch.nn.Module:
-        return build_encoder(
+        encoder = build_encoder(
             modality,
             protocol.encoder,
             protocol.embedding_dim if embedding_dim is None else embedding_dim,
@@ -167,7 +176,12 @@ def encoder_factory(bundle: DatasetBundle, protocol: Protocol):
             text_model=protocol.text_model,
             text_trainable_layers=protocol.text_trainable_layers,
         )
+        if protocol.channels_last:
+            channels_last_module(encoder)
+        make.made.append((modality, encoder))
+        return encoder
 
+    make.made = []
     return make
 
 
@@ -190,6 +204,12 @@ class Trainer:
         self.device = resolve_device(spec.protocol.device)
 
     # ------------------------------------------------------------------ evaluation
+
+    def memory_layout(self, batch: Batch) -> Batch:
+        """Image inputs channels-last when the protocol asks (the encoders' weights are already)."""
+        if not self.spec.protocol.channels_last:
+            return batch
+        return Batch(channels_last_inputs(batch.inputs), batch.labels)
 
     def autocast(self):
         """bfloat16 autocast when the protocol asks for it; a no-op context otherwise."""
@@ -215,6 +235,7 @@ class Trainer:
                 hits[m] = hits.get(m, 0) + (lg.argmax(1) == target).sum()
 
         for batch in iterate_batches(split, self.spec.protocol.batch_size, prepare=self.bundle.prepare):
+            batch = self.memory_layout(batch)
             with self.autocast():
                 pred = method.predict(batch.inputs)
                 probe_logits = probes(pred.embeddings)
@@ -260,7 +281,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
-        with tf32(self.spec.method_cls.tf32):  # None: torch's defaults; restored afterwards
+        forced = True if self.spec.protocol.tf32 else self.spec.method_cls.tf32
+        with tf32(forced):  # None: torch's defaults; restored afterwards
             return self._run()
 
     def _run(self) -> dict[str, Any]:
@@ -296,10 +318,10 @@ class Trainer:
         spec, device = self.spec, self.device
         protocol = effective_protocol(spec.protocol, self.bundle)
         seed_everything(spec.seed)
+        apply_backend_flags(protocol)  # cudnn_benchmark (after seeding, which turns it off)
         train, val, test = (s.to(device) for s in (self.bundle.train, self.bundle.val, self.bundle.test))
-        ctx = MethodContext(
-            self.bundle, protocol, device, encoder_factory(self.bundle, protocol), train=train
-        )
+        make_encoder = encoder_factory(self.bundle, protocol)
+        ctx = MethodContext(self.bundle, protocol, device, make_encoder, train=train)
         method = spec.method_cls(spec.method_config, ctx)
         self.embedding_dim = method.embedding_dim
         # The user's --set test_every_epoch wins; else the method's default (the official MLA and
@@ -311,6 +333,10 @@ class Trainer:
         )
         probes = Probes(method.modalities, method.embedding_dim, self.bundle.num_classes).to(device)
         probe_opt = method.sgd(probes.parameters())
+        self.speed_record = speed_up_run(  # fused optimisers, torch.compile: what ran is recorded
+            protocol, device, [*method.optimizers.values(), probe_opt], make_encoder.made,
+            lambda: next(iterate_batches(train, protocol.batch_size, prepare=self.bundle.prepare)).inputs,
+        )
         state = RunState(
             protocol=protocol,
             method=method,
@@ -335,6 +361,8 @@ class Trainer:
                 return self._start()  # from scratch, exactly as a first start (re-seeded)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        else:
+            reset_peak_rss()  # peak host memory of this run (memory.py)
         self.reporter.start_run(spec, protocol.epochs, state.first_epoch)
         return state
 
@@ -351,9 +379,14 @@ class Trainer:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         counted = 0
-        for batch in iterate_batches(
-            state.train, protocol.batch_size, state.shuffle, prepare=self.bundle.prepare, train=True
-        ):
+        train_split = method.training_split(epoch, state.train)  # resampled by data-level methods
+        batches = iterate_batches(
+            train_split, protocol.batch_size, state.shuffle, prepare=self.bundle.prepare, train=True
+        )
+        steps = 0
+        for batch in islice(batches, protocol.max_train_steps or None):  # --steps caps an epoch
+            batch = self.memory_layout(batch)
+            steps += 1
             with self.autocast():
                 out = method.training_step(batch, epoch)
                 probe_logits = probes(out.embeddings)
@@ -389,7 +422,7 @@ class Trainer:
 
         history = state.history
         history.epoch.append(epoch)
-        history.train_loss.append(float(loss_sum.item()) / num_batches(state.train, protocol.batch_size))
+        history.train_loss.append(float(loss_sum.item()) / max(steps, 1))
         history.train_acc.append(float(correct.item()) / counted if counted else None)
         history.val_acc.append(val_eval.accuracy)
         history.val_macro_f1.append(val_eval.macro_f1)
@@ -417,7 +450,7 @@ class Trainer:
     def _result(self, method, history: History, best, started: str, device) -> RunResult:
         spec = self.spec
         n = len(history.epoch_seconds)
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
         return RunResult.from_json({  # checked against the schema, so readers never refuse it
             "schema": SCHEMA_VERSION,
             "run_id": spec.run_id,
@@ -437,7 +470,7 @@ class Trainer:
             "protocol_label": protocol_label(spec.protocol, spec.overrides),
             "versions": versions() | {"method_version": method.version},  # the code version (publish)
             "device": device_record(device),
-            "determinism": determinism_record(),
+            "determinism": determinism_record() | self.speed_record,
             "started": started,
             "finished": datetime.now(UTC).isoformat(),
             "curves": dataclasses.asdict(history),
