@@ -61,6 +61,18 @@ class Protocol:
     # "fp32" (as the official code) or "bf16": forward passes under torch.autocast(bfloat16),
     # parameters and optimiser state stay float32. An opt-in speed setting, recorded and grouped.
     precision: str = option("fp32", choices=("fp32", "bf16"))
+    # Opt-in speed settings (README, Performance): `speed=fast` sets precision=bf16 and each switch
+    # below except `compile` (FAST_PRESET; a field set on its own wins). Each may change numerics,
+    # so each is recorded, part of a run's identity and shown in its protocol label (grouped apart).
+    speed: str = option("default", choices=("default", "fast"))
+    channels_last: bool = False  # conv weights and image inputs in channels-last (NHWC) memory format
+    cudnn_benchmark: bool = False  # cuDNN autotuning: faster kernels, non-deterministic runs
+    fused_sgd: bool = False  # the optimisers' fused kernel (foreach where the device has none)
+    compile: bool = False  # torch.compile the encoders; uncompiled, with a message, where it cannot
+    tf32: bool = False  # TF32 matmuls and convolutions on CUDA (False: the method's own setting)
+    # Training steps per epoch at most (0: every batch): `amst-bench bench --steps N`, to time the
+    # paper's encoders on a CPU in minutes. A budget, like epochs; recorded and grouped apart.
+    max_train_steps: int = option(0, minimum=0)
     # Local folder of the RoBERTa tokenizer/config(/weights) for text datasets (--text-model).
     text_model: str = ""
     text_trainable_layers: int = option(5, overridable=False)
@@ -101,9 +113,30 @@ def get_profile(name: str) -> Protocol:
         ) from None
 
 
+# What `--set speed=fast` sets, unless the same field is set explicitly.
+FAST_PRESET = {"precision": "bf16", "channels_last": "true", "cudnn_benchmark": "true",
+               "fused_sgd": "true", "tf32": "true"}
+
+# Protocol fields added after results were published: left out of a run's identity while at their
+# default (RunSpec.identity), so the runs stored before them keep their ids.
+ADDED_AFTER_PUBLISHING = ("speed", "channels_last", "cudnn_benchmark", "fused_sgd", "compile", "tf32",
+                          "max_train_steps")
+
+
 def apply_overrides(protocol: Protocol, overrides: dict[str, str]) -> Protocol:
-    """A new protocol with `--set FIELD=VALUE` overrides applied; rules cannot be overridden."""
-    return build_options(protocol, overrides)
+    """A new protocol with `--set FIELD=VALUE` overrides applied; rules cannot be overridden.
+    `speed=fast` expands to FAST_PRESET first, so each setting it implies is recorded."""
+    built = build_options(protocol, overrides)
+    if built.speed == "fast":
+        built = build_options(protocol, FAST_PRESET | dict(overrides))
+    return built
+
+
+def without_unset_later_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """A protocol dict without the ADDED_AFTER_PUBLISHING fields that are at their default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Protocol)}
+    return {k: v for k, v in payload.items()
+            if not (k in ADDED_AFTER_PUBLISHING and v == defaults[k])}
 
 
 def stable_hash(payload: Any, length: int = 10) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from amst_bench.data.refs import DatasetRef
 from amst_bench.options import non_default_options, variant_name
-from amst_bench.protocol import Protocol, stable_hash
+from amst_bench.protocol import Protocol, stable_hash, without_unset_later_fields
 from amst_bench.train.method import Method
 
 
@@ -56,7 +56,7 @@ class RunSpec:
 
     def identity(self) -> dict[str, Any]:
         """Everything that makes two runs the same run (the seed is part of the id, not the hash)."""
-        protocol = self.protocol.to_dict()
+        protocol = without_unset_later_fields(self.protocol.to_dict())  # older runs keep their ids
         protocol.pop("seeds")
         protocol.pop("device")  # where it ran changes timings, not what ran
         protocol.pop("cpu_threads")
