@@ -17,14 +17,29 @@ class TensorSplit:
 
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor
+    # Inputs after a preparer's once-per-split step, by preparer (see `settled`); shared by copies
+    # of the split on the same device, so every run and epoch on it settles once.
+    settled_inputs: dict[Any, dict[str, torch.Tensor]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device | str) -> TensorSplit:
-        return TensorSplit(
-            {m: t.to(device) for m, t in self.inputs.items()}, self.labels.to(device)
-        )
+        inputs = {m: t.to(device) for m, t in self.inputs.items()}
+        moved = any(inputs[m] is not t for m, t in self.inputs.items())
+        return TensorSplit(inputs, self.labels.to(device), {} if moved else self.settled_inputs)
+
+    def settled(self, prepare: Callable | None) -> dict[str, torch.Tensor]:
+        """The inputs batches are cut from: `prepare.settle(inputs)` computed once (a preparer
+        without `settle`, or none, uses the inputs as stored)."""
+        settle = getattr(prepare, "settle", None)
+        if settle is None:
+            return self.inputs
+        if prepare not in self.settled_inputs:
+            self.settled_inputs[prepare] = settle(self.inputs)
+        return self.settled_inputs[prepare]
 
 
 @dataclass
@@ -90,9 +105,10 @@ def iterate_batches(
         order = torch.randperm(n, generator=generator)
     else:
         order = torch.arange(n)
+    source = split.settled(prepare)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        inputs = {m: t[idx.to(t.device)] for m, t in split.inputs.items()}
+        inputs = {m: t[idx.to(t.device)] for m, t in source.items()}
         labels = split.labels[idx.to(split.labels.device)]
         if device is not None:
             inputs = {m: t.to(device, non_blocking=True) for m, t in inputs.items()}
