@@ -269,8 +269,9 @@ def _figures_html(figs: list[Figure], root: str) -> str:
     if not figs:
         return ""
     items = "".join(
-        f'<figure><img src="{href(root + f.site_path)}" alt="{esc(f.kind)} figure: '
-        f'{esc(f.variant or "all methods")} on {esc(f.dataset)} ({esc(f.protocol)})" loading="lazy">'
+        f'<figure><a href="{href(root + f.site_path)}"><img src="{href(root + f.site_path)}" '
+        f'alt="{esc(f.kind)} figure: {esc(f.variant or "all methods")} on {esc(f.dataset)} '
+        f'({esc(f.protocol)})" loading="lazy"></a>'
         f"<figcaption>{esc(f.kind)}: {esc(f.variant or 'all methods')}, {esc(f.dataset)}, "
         f"{esc(f.protocol)}</figcaption></figure>"
         for f in figs
@@ -470,7 +471,7 @@ def timing_page(boards: list[Board], grp: dict, family_of: Callable[[str], str],
         Column("× naive (training)", key="train_ratio"),
         Column("timed epochs", False, key="epochs"),
     ]
-    for b in boards:
+    for b in sorted(boards, key=lambda b: b.on_cpu):  # accelerator timings first: they compare
         devices = b.frame["device"].value_counts().sort_index()
         device_line = "Devices: " + ", ".join(f"{d} ({lb._runs(k)})" for d, k in devices.items())
         parts.append(
