@@ -218,7 +218,7 @@ def _colour(modality: str, order: list[str]) -> str:
     return OTHER_COLOURS[others.index(modality) % len(OTHER_COLOURS)]
 
 
-def _mean_band(series: list[list[float | None]]) -> tuple[list[float], list[float]]:
+def mean_band(series: list[list[float | None]]) -> tuple[list[float], list[float]]:
     """Per index: mean and SE (0 for one value) over the series that have a value (nan where none)."""
     length = max(len(s) for s in series)
     means, ses = [], []
@@ -228,6 +228,15 @@ def _mean_band(series: list[list[float | None]]) -> tuple[list[float], list[floa
         means.append(100 * mean)
         ses.append(100 * se if se is not None else 0.0)
     return means, ses
+
+
+def skipped_share(runs: tuple[RunResult, ...], modality: str, epochs: int) -> list[float]:
+    """Per epoch, the share of the runs in which `modality`'s encoder did not train (the shading)."""
+    share = [0.0] * epochs
+    for r in runs:
+        for e, active in enumerate((r.curves.get("trained_modalities") or [])[:epochs]):
+            share[e] += (modality not in active) / len(runs)
+    return share
 
 
 def _spans(flags: list[float]) -> list[tuple[int, int, float]]:
@@ -252,11 +261,7 @@ def _draw_curves(mfig, fig: Figure) -> None:
     patches, lines = [], []
     for m in modalities:
         colour = _colour(m, modalities)
-        skipped = [0.0] * epochs
-        for r in runs:
-            trained = r.curves.get("trained_modalities") or []
-            for e, active in enumerate(trained[:epochs]):
-                skipped[e] += (m not in active) / len(runs)
+        skipped = skipped_share(runs, m, epochs)
         for first, last, share in _spans(skipped):
             ax.axvspan(first - 0.5, last + 0.5, color=colour, alpha=0.12 * share, lw=0)
         if any(skipped):
@@ -267,7 +272,7 @@ def _draw_curves(mfig, fig: Figure) -> None:
           for m in modalities),
         ("overall", [r.curves["val_acc"] for r in runs], OVERALL),
     ]:
-        mean, se = _mean_band(series)
+        mean, se = mean_band(series)
         (line,) = ax.plot(x[: len(mean)], mean, color=colour, lw=1.4, label=name)
         ax.fill_between(x[: len(mean)], [a - b for a, b in zip(mean, se, strict=True)],
                         [a + b for a, b in zip(mean, se, strict=True)], color=colour, alpha=0.2, lw=0)
