@@ -92,6 +92,21 @@ def test_sort_filter_and_follow_a_link(browser, tmp_path, monkeypatch):
     assert b.js("document.querySelector('#shown').innerText") == "2 measured rows shown"
     b.screenshot(shots(tmp_path) / "site-index-filtered.png")
 
+    # And by method family: the paper's rows follow the same filter.
+    b.js(
+        "(() => { const s = document.querySelector('#filter-family'); s.value = 'alternating';"
+        " s.dispatchEvent(new Event('change', {bubbles: true})); })()"
+    )
+    rows = visible_rows(b, cremad)
+    assert rows[0][0] == "amst-alt" and all(r[1] == "alternating" for r in rows)
+    assert sorted(r[0] for r in rows[1:]) == sorted(
+        f"PAPER {m}" for m in ("mla", "amst-alt", "amst-joint", "amst-full")
+    )
+    b.js(
+        "(() => { const s = document.querySelector('#filter-family'); s.value = '';"
+        " s.dispatchEvent(new Event('change', {bubbles: true})); })()"
+    )
+
     # Follow a method link to its page: the title and the numbers a person reads there.
     b.events.clear()
     b.click(f"{cremad} tbody.measured tr[data-variant='amst-alt'] a")

@@ -331,7 +331,7 @@ def _index_row(b: Board, variant: str, column: str, group: Group, family: str) -
 
 def _paper_rows(
     dataset: str, n_cells: int, with_time: bool, family_of: Callable[[str], str]
-) -> list[list[Cell]]:
+) -> list[tuple[dict[str, str], list[Cell]]]:
     """The paper's Table 1 (and Table 3 when asked) for one dataset, as labelled reference rows."""
     rows = []
     for method, by_dataset in reference.TABLE1_ACCURACY.items():
@@ -350,7 +350,9 @@ def _paper_rows(
             if with_time
             else [Cell(DASH), Cell(DASH)]
         )
-        rows.append(cells + [Cell(DASH)] * (n_cells - len(cells) - 2) + tail)
+        rows.append(
+            ({"data_family": family_of(method)}, cells + [Cell(DASH)] * (n_cells - len(cells) - 2) + tail)
+        )
     return rows
 
 
@@ -443,7 +445,7 @@ def _paper_index_section(family_of: Callable[[str], str]) -> str:
         Column("× naive", key="ratio"),
     ]
     for dataset in reference.DATASETS:
-        rows = [[*r[:3], *r[-2:]] for r in _paper_rows(dataset, 5, True, family_of)]
+        rows = [(a, [*r[:3], *r[-2:]]) for a, r in _paper_rows(dataset, 5, True, family_of)]
         out.append(
             f'<section class="board-section" id="paper-{dataset}" data-dataset="{dataset}" '
             f'data-protocol="{esc(PAPER_PROTOCOL)}"><h3>{dataset} <small>· paper</small></h3>'
@@ -518,10 +520,13 @@ def timing_page(boards: list[Board], grp: dict, family_of: Callable[[str], str],
         parts.append("</section>")
     paper = reference.TABLE3_SECONDS_A100
     rows = [
-        [
-            Cell(f'<span class="badge">paper</span> {esc(m)}', cls="method", raw=True),
-            *[number_cell(by.get(d), 1) for d in reference.DATASETS],
-        ]
+        (
+            {"data_family": family_of(m)},
+            [
+                Cell(f'<span class="badge">paper</span> {esc(m)}', cls="method", raw=True),
+                *[number_cell(by.get(d), 1) for d in reference.DATASETS],
+            ],
+        )
         for m, by in paper.items()
     ]
     parts.append(
@@ -577,11 +582,17 @@ def ablation_page(boards: list[Board], grp: dict) -> str:
         parts.append(f'<p class="note">{esc(lb.NO_ABLATION)}</p>')
     paper = reference.TABLE2_ABLATION
     rows = [
-        [
-            Cell(f'<span class="badge">paper</span> {n}', f"{n:.6f}", raw=True),
-            *lead(n)[1:],
-            *[stat_cell((*paper[n][d], None)) if d in paper[n] else Cell(DASH) for d in reference.DATASETS],
-        ]
+        (
+            {},
+            [
+                Cell(f'<span class="badge">paper</span> {n}', f"{n:.6f}", raw=True),
+                *lead(n)[1:],
+                *[
+                    stat_cell((*paper[n][d], None)) if d in paper[n] else Cell(DASH)
+                    for d in reference.DATASETS
+                ],
+            ],
+        )
         for n in exps
     ]
     parts.append(

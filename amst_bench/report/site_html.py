@@ -90,7 +90,7 @@ class Column:
 def table(
     columns: Sequence[Column],
     rows: Iterable[tuple[dict[str, Any], Sequence[Cell]]],
-    reference: Iterable[Sequence[Cell]] = (),
+    reference: Iterable[tuple[dict[str, Any], Sequence[Cell]]] = (),
     **table_attrs: Any,
 ) -> str:
     """A sortable table: measured rows in the sortable body, the paper's rows (if any) in a body of
@@ -103,10 +103,13 @@ def table(
     body = "".join(
         f"<tr{attrs(**row_attrs)}>{''.join(c.render() for c in cells)}</tr>" for row_attrs, cells in rows
     )
-    ref = "".join(f'<tr class="paper">{"".join(c.render() for c in cells)}</tr>' for cells in reference)
+    ref = "".join(
+        f'<tr class="paper"{attrs(**row_attrs)}>{"".join(c.render() for c in cells)}</tr>'
+        for row_attrs, cells in reference
+    )
     ref_body = f'<tbody class="reference">{ref}</tbody>' if ref else ""
     return (
-        f"<div class=\"scroll\"><table{attrs(class_='board', **table_attrs)}><thead><tr>{head}</tr></thead>"
+        f'<div class="scroll"><table{attrs(class_="board", **table_attrs)}><thead><tr>{head}</tr></thead>'
         f'<tbody class="measured">{body}</tbody>{ref_body}</table></div>'
     )
 
