@@ -161,10 +161,13 @@ def test_one_modality_is_unsupported():
         registry.methods.get("agm").check_supported(None, ("audio",))
 
 
+PROTOCOL = small_protocol(epochs=2, synthetic_samples=120)  # a short run: resuming is what is tested
+
+
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     cls = registry.methods.get("agm")
-    spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=2))
-    bundle = load_bundle()
+    spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, PROTOCOL)
+    bundle = load_bundle(protocol=PROTOCOL)
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
     store = ResultStore(tmp_path / "resumed")
     with pytest.raises(Crash):

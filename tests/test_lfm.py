@@ -105,11 +105,14 @@ def test_one_modality_is_unsupported():
         registry.methods.get("lfm").check_supported(None, ("audio",))
 
 
+PROTOCOL = small_protocol(epochs=2, synthetic_samples=120)  # a short run: resuming is what is tested
+
+
 def test_learnable_resumed_run_equals_an_uninterrupted_one(tmp_path):
     cls = registry.methods.get("lfm")
     spec = RunSpec(cls, build_config(cls, {"schedule": "learnable", "lr_alpha": "10"}), "synthetic", 0,
-                   small_protocol(epochs=2))
-    bundle = load_bundle()
+                   PROTOCOL)
+    bundle = load_bundle(protocol=PROTOCOL)
     whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
     history = whole["method_resolved"]["alpha_history"]
     assert [h["epoch"] for h in history] == [0, 1]
