@@ -49,6 +49,10 @@ Deviations and choices:
     its projection of zeros); the code's text encoders are pre-extracted features.
   - The code's CREMA-D concat head (one Linear on the concatenation) is the `concat` head here
     (per-modality blocks and one shared bias: the same map).
+  - Initialisation is the harness's (AMST's `weight_init`: Kaiming NORMAL for convs); the AGM code's
+    `weight_init` uses Kaiming UNIFORM for convs (Xavier-normal linears and BatchNorm as here).
+  - One SGD per part (encoders, head) instead of one over the model: the same update; the clipping
+    rule reads all of them at once, as the code's `clip_grad_norm_(model.parameters())`.
 State outside modules (running scores, batches seen, current scales) is in `extra_state`.
 """
 
