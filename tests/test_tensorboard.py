@@ -3,8 +3,10 @@ every reporter call, and a missing optional package is one line before anything 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
+import io
 import json
 from pathlib import Path
 
@@ -18,31 +20,56 @@ EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
-def tracked_run(tmp_path_factory) -> tuple[dict, Path]:
-    """One smoke run of amst-alt (audio skipped in epochs 1, 2) with --tensorboard: its result and
-    its event folder."""
-    root = tmp_path_factory.mktemp("tb")
-    code = cli(
-        "run",
-        "--methods",
-        "amst-alt",
-        "--datasets",
-        "synthetic",
-        "--seeds",
-        "0",
-        "--profile",
-        "smoke",
-        "--set",
-        f"epochs={EPOCHS}",
-        "--results-dir",
-        str(root / "r"),
-        "--tensorboard",
-        "--no-leaderboard",
+def tracked_run(tmp_path_factory) -> tuple[dict, Path, str]:
+    """A smoke run of amst-alt (audio skipped in epochs 1, 2) tracked by TensorBoard, cut short at
+    the end of epoch 2 (its checkpoint keeps epochs 0-1) and finished by `run --tensorboard`, which
+    resumes it: its result, its event folder and what the resuming command said."""
+    from amst_bench.data.refs import DatasetRef
+    from amst_bench.protocol import apply_overrides, get_profile
+    from amst_bench.report.results import ResultStore
+    from amst_bench.report.tensorboard import TensorBoardTracker
+    from amst_bench.runner import GridRequest, execute, plan
+    from tests.helpers import Crash, CrashAt
+
+    root = tmp_path_factory.mktemp("tb") / "r"
+    overrides = {"epochs": str(EPOCHS)}
+    request = GridRequest(
+        methods=["amst-alt"],
+        datasets=[DatasetRef("synthetic")],
+        seeds=[0],
+        protocol=apply_overrides(get_profile("smoke"), overrides),
+        protocol_overrides=overrides,
     )
-    assert code == 0
-    [path] = (root / "r" / "runs").glob("*.json")
+    with (
+        TensorBoardTracker(root / "tensorboard") as tracker,
+        pytest.raises(Crash),
+    ):
+        execute(plan(request), ResultStore(root), FanOut(tracker, CrashAt(2)))
+    args = ["--datasets", "synthetic", "--seeds", "0", "--profile", "smoke", "--set", f"epochs={EPOCHS}"]
+    with _stderr() as said:
+        assert (
+            cli(
+                "run",
+                "--methods",
+                "amst-alt",
+                *args,
+                "--results-dir",
+                str(root),
+                "--tensorboard",
+                "--no-leaderboard",
+            )
+            == 0
+        )
+    [path] = (root / "runs").glob("*.json")
     result = json.loads(path.read_text())
-    return result, root / "r" / "tensorboard" / result["run_id"]
+    return result, root / "tensorboard" / result["run_id"], said.getvalue()
+
+
+@contextlib.contextmanager
+def _stderr():
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        yield buffer
 
 
 def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -57,8 +84,12 @@ def _per_epoch(values: list[float | None]) -> list[tuple[int, float]]:
     return [(e, pytest.approx(v, rel=1e-6, abs=1e-7)) for e, v in enumerate(values) if v is not None]
 
 
-def test_event_files_hold_the_results_curves(tracked_run):
-    result, folder = tracked_run
+def test_event_files_hold_the_results_curves_once_per_epoch_after_a_resume(tracked_run):
+    result, folder, said = tracked_run
+    assert "resumed from its checkpoint, 2/4 epochs done" in said
+    assert (
+        len(list(folder.glob("events.out.tfevents.*"))) == 2
+    )  # the cut-short attempt's and the resumed one's
     curves = result["curves"]
     logged = _scalars(folder)
     assert logged["loss/train"] == _per_epoch(curves["train_loss"])
@@ -81,7 +112,7 @@ def test_event_files_hold_the_results_curves(tracked_run):
 
 
 def test_the_result_keeps_one_learning_rate_curve_per_optimiser(tracked_run):
-    result, _ = tracked_run
+    result, _, _ = tracked_run
     assert set(result["curves"]["learning_rates"]) == {"encoders", "head"}  # amst-alt's two optimisers
     assert result["schema"] == 4
 
