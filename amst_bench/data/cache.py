@@ -71,6 +71,9 @@ class TensorCache:
         return path
 
     def load(self, key: str) -> dict[str, Any]:
+        """The cache's tensors memory-mapped (copy-on-write; the file is never written): loading
+        costs nothing up front, pages are read as batches touch them and stay in the page cache,
+        not in the process's own memory (a 2,000-clip CREMA-D-sized cache is 1.4 GB)."""
         import torch
 
-        return torch.load(self.path(key), map_location="cpu", weights_only=False)
+        return torch.load(self.path(key), map_location="cpu", weights_only=False, mmap=True)
