@@ -313,7 +313,10 @@ def _execute(specs, opts: GridOptions, strict: bool, locations: DataLocations, e
         else:  # handed to worker processes, Slurm or Ray (amst_bench/executors)
             from amst_bench.executors import make_executor
 
-            outcome = make_executor(executor).execute(specs, store, reporter, opts.force, strict, locations)
+            tracking = (opts.tensorboard, opts.wandb)  # trackers log in the process that trains the run
+            outcome = make_executor(executor).execute(
+                specs, store, bar, opts.force, strict, locations, tracking
+            )
     reported = set()
     for spec, why in outcome.unsupported:
         if (spec.variant, spec.dataset) not in reported:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from amst_bench.train.trainer import EpochReporter
 
 NAMES = ("local", "local:N", "slurm", "ray")
+NO_TRACKING = (False, False)  # (--tensorboard, --wandb)
 
 
 class Executor(Protocol):
@@ -37,6 +38,7 @@ class Executor(Protocol):
         force: bool,
         strict: bool,
         locations: DataLocations,
+        tracking: tuple[bool, bool] = NO_TRACKING,  # logged by the process that trains the run
     ) -> GridOutcome: ...
 
 

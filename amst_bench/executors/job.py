@@ -32,6 +32,7 @@ class RunJob:
     executor: str
     force: bool = False
     checkpoint_every: int = 1
+    tracking: tuple[bool, bool] = (False, False)  # --tensorboard, --wandb: this process logs the run
 
     @property
     def log(self) -> Path:
@@ -40,12 +41,12 @@ class RunJob:
 
     @classmethod
     def make(cls, spec: RunSpec, store: ResultStore, locations: DataLocations, executor: str,
-             force: bool) -> RunJob:
+             force: bool, tracking: tuple[bool, bool] = (False, False)) -> RunJob:
         spec = dataclasses.replace(spec, dataset_path=_absolute(spec.dataset_path))
         locations = dataclasses.replace(
             locations, data_root=_absolute(locations.data_root), cache_dir=_absolute(locations.cache_dir)
         )
-        return cls(spec, store.root.resolve(), locations, executor, force)
+        return cls(spec, store.root.resolve(), locations, executor, force, tracking=tracking)
 
 
 def run_log_path(results: Path, run_id: str) -> Path:
@@ -98,9 +99,10 @@ def run_job(job: RunJob, log: Path | None = None) -> JobReport:
     log = Path(log) if log is not None else job.log
     spec, store = job.spec, ResultStore(job.results)
     recorder = _Recorder()
-    with output_to(log):
+    with output_to(log), contextlib.ExitStack() as tracked:
         try:
-            outcome = execute([spec], store, recorder, force=job.force, checkpoint_every=job.checkpoint_every,
+            reporter = _reporter(recorder, job, tracked)
+            outcome = execute([spec], store, reporter, force=job.force, checkpoint_every=job.checkpoint_every,
                               strict=True, locations=job.locations, datasets=_LOADED)
         except UnsupportedDataset as exc:
             records.unqueue(store.root, spec.run_id)
@@ -118,6 +120,16 @@ def run_job(job: RunJob, log: Path | None = None) -> JobReport:
         records.mark_finished(store.root, spec.run_id)
         return JobReport(spec.run_id, "skipped")
     return JobReport(spec.run_id, "busy")
+
+
+def _reporter(recorder: _Recorder, job: RunJob, stack: contextlib.ExitStack):
+    """The recorder, plus the trackers the grid asked for (they log each epoch, so they live where
+    the run trains)."""
+    if not any(job.tracking):
+        return recorder
+    from amst_bench.report.tracking import FanOut, trackers
+
+    return FanOut(recorder, *(stack.enter_context(t) for t in trackers(job.results, *job.tracking)))
 
 
 @contextlib.contextmanager

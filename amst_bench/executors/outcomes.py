@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from amst_bench.errors import UserError
-from amst_bench.executors import records
+from amst_bench.executors import NO_TRACKING, records
 from amst_bench.executors.job import JobReport, RunJob
 from amst_bench.runner import GridOutcome
 
@@ -17,13 +17,13 @@ class Collector:
         self.outcome = GridOutcome()
         self.done: set[str] = set()
 
-    def plan(self, specs, store, locations, executor: str, force: bool) -> list[RunJob]:
+    def plan(self, specs, store, locations, executor: str, force: bool, tracking=NO_TRACKING) -> list[RunJob]:
         """The jobs to hand out, each recorded as queued; runs stored already are reported as
         the local loop reports them, and not handed out."""
         store.ensure_writable()
         todo = []
         for spec in specs:
-            job = RunJob.make(spec, store, locations, executor, force)
+            job = RunJob.make(spec, store, locations, executor, force, tracking)
             self.jobs[spec.run_id] = job
             if store.has_result(spec.run_id) and not force:
                 self.outcome.skipped.append(spec)

@@ -18,6 +18,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from amst_bench.errors import Interrupted, UserError
+from amst_bench.executors import NO_TRACKING
 from amst_bench.executors.job import RunJob, run_job
 from amst_bench.executors.outcomes import Collector
 from amst_bench.runner import GridOutcome
@@ -67,9 +68,9 @@ class PoolExecutor:
         self.per_gpu = per_gpu
         self.max_retries = max_retries
 
-    def execute(self, specs, store, reporter, force, strict, locations) -> GridOutcome:
+    def execute(self, specs, store, reporter, force, strict, locations, tracking=NO_TRACKING) -> GridOutcome:
         collector = Collector(reporter, strict)
-        jobs = collector.plan(specs, store, locations, f"local:{self.workers}", force)
+        jobs = collector.plan(specs, store, locations, f"local:{self.workers}", force, tracking)
         if jobs:
             self._run(jobs, specs, collector)
         return collector.finish()

@@ -11,7 +11,7 @@ would fail again): it is a failed run, recorded with its log.
 from __future__ import annotations
 
 from amst_bench.errors import Interrupted
-from amst_bench.executors import ExecutorSettings, require
+from amst_bench.executors import NO_TRACKING, ExecutorSettings, require
 from amst_bench.executors.job import RunJob, run_job
 from amst_bench.executors.outcomes import Collector
 from amst_bench.runner import GridOutcome
@@ -28,10 +28,10 @@ class RayExecutor:
         self.settings = settings
         self.ray = require("ray", "ray")
 
-    def execute(self, specs, store, reporter, force, strict, locations) -> GridOutcome:
+    def execute(self, specs, store, reporter, force, strict, locations, tracking=NO_TRACKING) -> GridOutcome:
         ray, s = self.ray, self.settings
         collector = Collector(reporter, strict)
-        jobs = collector.plan(specs, store, locations, "ray", force)
+        jobs = collector.plan(specs, store, locations, "ray", force, tracking)
         if not jobs:
             return collector.finish()
         started_here = not ray.is_initialized()

@@ -15,7 +15,7 @@ import shutil
 import time
 
 from amst_bench.errors import Interrupted, UserError
-from amst_bench.executors import ExecutorSettings, require
+from amst_bench.executors import NO_TRACKING, ExecutorSettings, require
 from amst_bench.executors.job import JobReport, RunJob, run_job
 from amst_bench.executors.outcomes import Collector
 from amst_bench.runner import GridOutcome
@@ -66,9 +66,9 @@ class SlurmExecutor:
         executor.update_parameters(**params)
         return executor
 
-    def execute(self, specs, store, reporter, force, strict, locations) -> GridOutcome:
+    def execute(self, specs, store, reporter, force, strict, locations, tracking=NO_TRACKING) -> GridOutcome:
         collector = Collector(reporter, strict)
-        jobs = collector.plan(specs, store, locations, "slurm", force)
+        jobs = collector.plan(specs, store, locations, "slurm", force, tracking)
         if not jobs:
             return collector.finish()
         executor = self._executor(store.root.resolve() / "logs" / "slurm")
