@@ -23,8 +23,8 @@ def test_conflict_takes_the_min_norm_point():
     assert cos < 0
     # min_c ||c g_mm + (1-c) g_m||^2 = (2c - 1)^2 + (1 - c)^2 → c = 3/5, by hand
     assert (k_mm, k_m) == pytest.approx((0.6, 0.4))
-    grid = torch.linspace(0, 1, 10001)
-    norms = torch.stack([(c * g_mm + (1 - c) * g_m).norm() for c in grid])
+    grid = torch.linspace(0, 1, 10001)[:, None]
+    norms = (grid * g_mm + (1 - grid) * g_m).norm(dim=1)
     assert k_mm == pytest.approx(float(grid[norms.argmin()]), abs=1e-3)
 
 
