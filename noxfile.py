@@ -26,6 +26,22 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark timings of the hot paths (tests/benchmarks), one process: each run is saved
+    under .benchmarks/ (git-ignored) and shown beside the last saved one; then every benchmark whose
+    min time grew by more than 25% is listed and fails the session (README, "Micro-benchmarks")."""
+    session.install(*TORCH)
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "tests/benchmarks", "-q", "-m", "bench", "-p", "no:xdist",
+        "--benchmark-autosave", "--benchmark-compare",
+        "--benchmark-columns=min,median,mean,rounds", "--benchmark-max-time=0.5",
+        *session.posargs,
+    )
+    session.run("python", "-m", "tests.benchmarks.regressions", "--field", "min", "--threshold", "25")
+
+
+@nox.session
 def site(session: nox.Session) -> None:
     """The static leaderboard site of the published results, into site/ (or the folder given after --)."""
     session.install(*TORCH)
