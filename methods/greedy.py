@@ -48,6 +48,8 @@ Deviations and choices:
   - Two modalities only (d is a difference of two; the code has two branches); a modality without
     convolutional feature maps (text) cannot pass through MMTM: both raise UnsupportedDataset.
   - The code's Bias_Mitigation_Random variant is not offered.
+  - Heads get the harness's `official_init` (Xavier; the code's `fc` keeps PyTorch's default), the
+    encoders are the protocol's (the code: torchvision ResNet18 on ModelNet40 views).
   - Balance metrics leave a modality's head out of the mean; its features still saw the other
     modality through MMTM.
   - Recorded per epoch: the share of steps in a re-balancing window per caring modality and the
