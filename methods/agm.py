@@ -15,7 +15,9 @@ every epoch and clips at 5.
 Mechanism, per batch (epochs from 0 here; the code counts from 1):
   1. v(N) = the head's fused logits of the training forward (train mode); for every other non-empty
      subset S, v(S) = the same model in EVAL mode (BatchNorm running statistics, not updated) with
-     the inputs of the modalities outside S replaced by zeros ("padding"), WITH gradient, as the code.
+     the inputs of the modalities outside S replaced by zeros ("padding"), WITH gradient, as the code
+     (each encoder's eval-mode embeddings of the real and of a zero input are computed once per
+     batch and shared by the subsets: the same values and gradients, see `subset_values`).
   2. mono-modal response r_m = Σ_{S ⊆ N∖m, S ≠ ∅} |S|!(M−|S|−1)!/M! · (v(S ∪ m) − v(S)) + v({m})/M,
      i.e. the Shapley value of m plus v(∅)/M (two modalities: r_a = (v(av) − v(v) + v(a))/2, the
      code's `Modality_Audio`; three: `URFunny_net.py`'s formulas); Σ_m r_m = v(N).
@@ -43,8 +45,8 @@ Deviations and choices:
   - The code's zero-padding forward v(∅) is computed but unused in training: not computed here.
   - URFunny_main.py counts iterations with the batch size instead of the number of batches
     (a bug); the running score here is the exact running mean over all batches of the run.
-  - Three or more modalities: the Shapley formula for any M (the code has it for 2 and 3), costing
-    2^M − 1 forwards per batch.
+  - Three or more modalities: the Shapley formula for any M (the code has it for 2 and 3): 2^M − 1
+    head evaluations per batch, but only 3 encoder passes per modality (see `subset_values`).
   - Padding a text modality feeds all-zero token ids and mask (the encoder's pooled output is then
     its projection of zeros); the code's text encoders are pre-extracted features.
   - The code's CREMA-D concat head (one Linear on the concatenation) is the `concat` head here
@@ -176,14 +178,23 @@ class AGM(EncodersAndHead):
     def subset_values(self, inputs: dict[str, torch.Tensor], full: torch.Tensor
                       ) -> dict[frozenset[str], torch.Tensor]:
         """v(S) for every non-empty S: `full` for all modalities, the others in eval mode with the
-        absent modalities' inputs zeroed, with gradient (the code's padded forwards)."""
+        absent modalities' inputs zeroed, with gradient (the code's padded forwards).
+
+        In eval mode an encoder maps each sample on its own, so its embedding of the real inputs is
+        the same in every subset and its embedding of an all-zero input is one vector for every
+        sample: each is computed once (2 encoder passes per modality, one of them on a single zero
+        sample, instead of one per subset) and reused; autograd sums their gradients over the
+        subsets exactly as over separate forwards."""
         values = {frozenset(self.modalities): full}
+        encoders, batch_size = self.model["encoders"], full.shape[0]
         was_training = self.model.training
         self.model.eval()
         try:
+            real = self.encode(encoders, inputs, self.modalities)
+            zeros = {m: encoders[m](torch.zeros_like(x[:1])) for m, x in inputs.items() if m in encoders}
             for s in proper_subsets(self.modalities):
-                padded = {m: x if m in s else torch.zeros_like(x) for m, x in inputs.items()}
-                embeddings = self.encode(self.model["encoders"], padded, self.modalities)
+                embeddings = {m: real[m] if m in s else zeros[m].expand(batch_size, -1)
+                              for m in self.modalities}
                 values[s] = self.model["head"](embeddings)[0]
         finally:
             self.model.train(was_training)

@@ -93,7 +93,13 @@ def test_step_gradient_is_the_scaled_sum_of_responses():
     model = reference.model
     emb = reference.encode(model["encoders"], batch.inputs, reference.modalities)
     full, _ = model["head"](emb)
-    r = mono_modal_responses(reference.subset_values(batch.inputs, full), reference.modalities)
+    model.eval()  # the code's padded forwards: one whole forward per subset, inputs zeroed
+    values = {F(reference.modalities): full}
+    for s in proper_subsets(reference.modalities):
+        padded = {m: x if m in s else torch.zeros_like(x) for m, x in batch.inputs.items()}
+        values[s] = model["head"](reference.encode(model["encoders"], padded, reference.modalities))[0]
+    model.train()
+    r = mono_modal_responses(values, reference.modalities)
     fused = sum(c[m] * r[m] + (1 - c[m]) * r[m].detach() for m in r)
     torch.nn.functional.cross_entropy(fused, batch.labels).backward()
     lr = method.ctx.protocol.optimizer.lr
@@ -145,6 +151,22 @@ def test_padded_forwards_leave_batchnorm_statistics_alone():
     for k, v in method.model.named_buffers():
         assert torch.equal(v, after_train_forward[k]), k
     assert any(not torch.equal(buffers[k], after_train_forward[k]) for k in buffers)
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "synthetic-avt"])
+def test_shared_subset_values_equal_one_padded_forward_per_subset(dataset):
+    method, bundle = make_method("agm", dataset=dataset)
+    batch = first_batch(bundle)
+    model, mods = method.model, method.modalities
+    with torch.no_grad():
+        full = model["head"](method.encode(model["encoders"], batch.inputs, mods))[0]
+        got = method.subset_values(batch.inputs, full)
+        model.eval()
+        for s in proper_subsets(mods):
+            padded = {m: x if m in s else torch.zeros_like(x) for m, x in batch.inputs.items()}
+            expected = model["head"](method.encode(model["encoders"], padded, mods))[0]
+            torch.testing.assert_close(got[s], expected, msg=str(sorted(s)))
+    assert len(got) == 2 ** len(mods) - 1
 
 
 def test_three_modalities_run_with_seven_subset_forwards():
