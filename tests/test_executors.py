@@ -239,3 +239,15 @@ def test_ray_tasks_a_killed_worker_is_retried_and_resumes(tmp_path, local_result
     assert measured(results) == local_results
     first, again = starts(results, killed)
     assert first == "0..5" and again != "0..5"
+
+
+@pytest.mark.integration
+def test_ray_address_without_a_cluster_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    ray_auto = ["--executor", "ray", "--ray-address", "auto"]
+    done = subprocess.run(command(tmp_path / "r", "--seeds", "0", *ray_auto), capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "amst-bench: error: --ray-address auto: no Ray there (" in done.stderr
+    assert not list((tmp_path / "r").glob("queue/*.json"))

@@ -119,6 +119,7 @@ def run_job(job: RunJob, log: Path | None = None) -> JobReport:
     if outcome.skipped:
         records.mark_finished(store.root, spec.run_id)
         return JobReport(spec.run_id, "skipped")
+    records.unqueue(store.root, spec.run_id)  # another process trains it; its lock says so
     return JobReport(spec.run_id, "busy")
 
 

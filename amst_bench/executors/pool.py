@@ -51,8 +51,9 @@ def plan_slots(workers: int, per_gpu: int, gpus: int, cores: int) -> list[Slot]:
 def _worker(slot: Slot, inbox, events) -> None:
     """A worker process: pinned once, then one job at a time until it is told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    if slot.gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot.gpu)  # before torch touches CUDA
+    if slot.gpu is not None:  # before torch touches CUDA; the GPUs the user left visible, in order
+        visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible[slot.gpu] if visible else str(slot.gpu)
     import torch
 
     torch.set_num_threads(slot.threads)
@@ -92,6 +93,7 @@ class PoolExecutor:
         attempts: Counter[str] = Counter()
         workers: dict[int, tuple] = {}  # slot index → (process, inbox)
         holding: dict[int, RunJob | None] = {}
+        interrupted = False
 
         def start(slot: Slot) -> None:
             inbox = context.Queue()
@@ -120,6 +122,7 @@ class PoolExecutor:
                         holding[index] = None
                 collector.report(report)
         except KeyboardInterrupt:
+            interrupted = True
             done = len(collector.outcome.results)
             raise Interrupted(
                 f"interrupted; {done} run(s) finished in this session are kept in {jobs[0].results}; "
@@ -129,12 +132,14 @@ class PoolExecutor:
         finally:
             collector.unqueue_unfinished()
             for process, inbox in workers.values():
-                if process.is_alive():
+                if process.is_alive() and interrupted:  # stop now: the run resumes from its checkpoint
+                    process.terminate()
+                elif process.is_alive():
                     inbox.put(None)
             for process, _ in workers.values():
-                process.join(timeout=5)
+                process.join(timeout=30)
                 if process.is_alive():
-                    process.terminate()
+                    process.kill()
                     process.join()
 
     def _replace_dead(self, slots, workers, holding, pending, attempts, collector, start) -> None:

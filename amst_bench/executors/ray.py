@@ -10,7 +10,7 @@ would fail again): it is a failed run, recorded with its log.
 
 from __future__ import annotations
 
-from amst_bench.errors import Interrupted
+from amst_bench.errors import Interrupted, UserError
 from amst_bench.executors import NO_TRACKING, ExecutorSettings, require
 from amst_bench.executors.job import RunJob, run_job
 from amst_bench.executors.outcomes import Collector
@@ -36,7 +36,13 @@ class RayExecutor:
             return collector.finish()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=s.ray_address, include_dashboard=False, log_to_driver=False)
+            try:
+                ray.init(address=s.ray_address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                collector.unqueue_unfinished()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                where = s.ray_address or "(a local instance)"
+                raise UserError(f"--ray-address {where}: no Ray there ({first})") from None
         task = ray.remote(num_cpus=s.cpus_per_task, num_gpus=s.gpus_per_task, max_retries=s.max_retries,
                           retry_exceptions=False)(_train)
         waiting = {task.remote(job): job for job in jobs}
