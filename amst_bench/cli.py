@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import itertools
 import os
 import sys
 import warnings
@@ -156,7 +157,8 @@ class GridOptions(DataOptions):
         return boards_dir(self.leaderboard_dir, self.results)
 
 
-FLAGS_LAST = {"leaderboard", "allow_cpu"}  # command-specific switches shown after the shared options
+# command-specific switches shown after the shared options
+FLAGS_LAST = {"leaderboard", "allow_cpu", "device", "steps", "speeds"}
 
 
 def with_options(group: type):
@@ -428,23 +430,91 @@ def ablation(opts: GridOptions) -> None:
 def bench(
     opts: GridOptions,
     methods: MethodsOpt = "all",
+    device: Annotated[
+        str | None, typer.Option("--device", help="cuda (default where there is one) or cpu")
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help="at most N training steps per epoch (max_train_steps; recorded)"),
+    ] = None,
+    speeds: Annotated[
+        str | None,
+        typer.Option("--speeds", help="default,fast: every method timed under each, side by side"),
+    ] = None,
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
-    one seed) on CUDA; seconds per epoch land in <results dir>/leaderboards/timing.md under 'bench'
-    (`amst-bench publish` takes them into the repository's tables)."""
+    one seed) on CUDA, or on the CPU with --device cpu (with --steps N for the paper's encoders);
+    then, in the same process, the compute floor (the plain joint model on batches already on the
+    device, train/floor.py) per dataset and protocol. Seconds per epoch, the floor and their ratio
+    land in <results dir>/leaderboards/timing.md under 'bench' (`amst-bench publish` takes them into
+    the repository's tables). --speeds default,fast times each method under both, side by side."""
     import torch
 
-    if not torch.cuda.is_available() and not allow_cpu:
-        raise UserError("bench: no CUDA device here; use --allow-cpu to time on the CPU anyway")
-    sets = list(opts.sets or [])
-    if not torch.cuda.is_available():
-        sets.append("device=cpu")
+    sets = list(opts.sets or []) + _bench_device(device, allow_cpu, torch.cuda.is_available())
+    if steps is not None:
+        if steps < 1:
+            raise UserError(f"--steps: expected a positive number of training steps per epoch, got {steps}")
+        sets.append(f"max_train_steps={steps}")
     opts = dataclasses.replace(opts, profile="bench", sets=sets, seeds=None)
-    specs, locations = _grid(opts, methods)
-    store, _ = _execute(specs, opts, methods.strip() != "all", locations)
+    grids = [_grid(dataclasses.replace(opts, sets=sets + extra), methods) for extra in _bench_speeds(speeds)]
+    specs = [s for group in itertools.zip_longest(*(g[0] for g in grids)) for s in group if s is not None]
+    locations = grids[0][1]
+    store, outcome = _execute(specs, opts, methods.strip() != "all", locations)
+    _measure_floors(specs, outcome, store, locations)
     _leaderboard(store, opts.boards, show=False)
     typer.echo((opts.boards / "timing.md").read_text())
+
+
+def _bench_device(device: str | None, allow_cpu: bool, has_cuda: bool) -> list[str]:
+    """The --set items bench's device choice adds: CUDA by default, the CPU only when asked for."""
+    if device is None:
+        if has_cuda:
+            return []
+        if allow_cpu:
+            return ["device=cpu"]
+        raise UserError("bench: no CUDA device here; use --device cpu to time on the CPU (--steps N keeps "
+                        "the paper's encoders short)")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device: expected cpu or cuda, got {device!r}")
+    if device == "cuda" and not has_cuda:
+        raise UserError("--device cuda: CUDA is not available on this machine")
+    return ["device=cpu"] if device == "cpu" else []  # cuda: the profile's "auto" finds it
+
+
+def _bench_speeds(speeds: str | None) -> list[list[str]]:
+    """--speeds default,fast → the extra --set items of each grid ([] for the default)."""
+    if speeds is None:
+        return [[]]
+    names = [s.strip() for s in speeds.split(",")]
+    if not names or any(n not in ("default", "fast") for n in names) or len(set(names)) != len(names):
+        raise UserError(f"--speeds: expected a comma list of default and fast, got {speeds!r}")
+    return [[] if n == "default" else [f"speed={n}"] for n in names]
+
+
+def _measure_floors(specs, outcome, store, locations: DataLocations) -> None:
+    """The compute floor, once per (dataset, protocol) of the runs trained by this command, written
+    beside each of those results' timings (seconds_per_epoch.floor)."""
+    from amst_bench.report.results import RunResult
+    from amst_bench.runner import DatasetCache
+    from amst_bench.train.floor import measure_floor
+    from amst_bench.train.runspec import protocol_label
+
+    results = {r["run_id"]: r for r in outcome.results}
+    groups: dict[tuple, list] = {}
+    for spec in specs:
+        if spec.run_id in results:
+            groups.setdefault((spec.dataset_ref, spec.protocol), []).append(spec)
+    for (ref, protocol), members in groups.items():
+        bundle = DatasetCache(protocol, locations).get(ref)
+        floor = measure_floor(bundle, protocol, epochs=min(protocol.epochs, 3))
+        label = protocol_label(protocol, members[0].overrides)
+        typer.echo(f"compute floor, {ref.name} [{label}]: {floor.seconds_per_epoch:.3f} s per epoch "
+                   f"({floor.steps} steps, mean of {floor.epochs} epochs)")
+        for spec in members:
+            payload = results[spec.run_id]
+            timing = {**payload["seconds_per_epoch"], "floor": floor.seconds_per_epoch}
+            store.save_result(RunResult.from_json({**payload, "seconds_per_epoch": timing}))
 
 
 @app.command()

@@ -25,14 +25,15 @@ from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import EpochReporter, SilentReporter, Trainer
 
-_warmed_up: set[tuple[str, str]] = set()
+_warmed_up: set[tuple] = set()
 
 
 def warm_up(spec: RunSpec, bundle: DatasetBundle) -> None:
     """One untimed epoch per (device, encoder family) and process, thrown away, so that one-off
     costs (kernel loading, allocator growth, cuDNN set-up) are not charged to whichever method
     happens to run first. Every run seeds itself, so this changes no result."""
-    key = (spec.protocol.device, spec.protocol.encoder)
+    p = spec.protocol  # each speed setting has its own one-off costs (cuDNN autotuning, compilation)
+    key = (p.device, p.encoder, p.precision, p.channels_last, p.cudnn_benchmark, p.compile)
     if key in _warmed_up:
         return
     short = dataclasses.replace(spec, protocol=dataclasses.replace(spec.protocol, epochs=1))

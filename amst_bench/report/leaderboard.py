@@ -32,7 +32,7 @@ CELLS = (
 
 COLUMNS = ["label", "profile", "method", "variant", "dataset", "split", "seed", "finished", "accuracy",
            "macro_f1", "modality_accuracy", "shapley", "shapley_imbalance", "utilisation", "train_s",
-           "epoch_s", "timed_epochs", "device", "cpu", "run_id"]
+           "epoch_s", "timed_epochs", "device", "cpu", "run_id", "floor_s", "floor_ratio"]
 
 # (mean, se or None, n or None): n is None for the paper's numbers.
 Stat = tuple[float, float | None, int | None]
@@ -65,6 +65,9 @@ def _frame(results: list[RunResult]) -> pd.DataFrame:
                 "train_s": r.seconds_per_epoch.train,
                 "epoch_s": r.seconds_per_epoch.epoch,
                 "timed_epochs": r.seconds_per_epoch.epochs,
+                "floor_s": r.seconds_per_epoch.floor,
+                "floor_ratio": r.seconds_per_epoch.train / r.seconds_per_epoch.floor
+                if r.seconds_per_epoch.floor else None,
                 "device": r.device.label,
                 "cpu": r.device.is_cpu,
                 "run_id": r.run_id,
@@ -353,6 +356,8 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
                     stats, rows, cols, {"variant": rows}, digits=2, mark=False, notes=notes, details=epochs
                 ),
             ]
+        out += _floor_tables(sub, rows, cols)
+        out += _fast_vs_default(df, label, rows, cols)
         out += [device_line]
     if df.empty:
         out.append(NO_RESULTS)
@@ -369,6 +374,75 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
         ),
     ]
     return out
+
+
+# Methods whose training step does more than the plain joint model's, by design: the floor is still
+# the plain joint model, so their ratio includes that work (marked † in timing.md).
+MORE_WORK_PER_STEP = {
+    "pmr": "prototypes rebuilt from training batches every epoch",
+    "mla": "one optimiser step per modality",
+    "shapley-alt": "steps per modality and Shapley evaluation",
+    "amst-full": "two modules (alternating and joint), four encoders",
+    "amst-auto-full": "two modules (alternating and joint), four encoders",
+}
+FLOOR_NOTE = (
+    "Floor: the plain joint model (the protocol's encoders and an `lsum` head, one SGD per part, as "
+    "`naive`) doing forward, cross-entropy, backward and optimiser step with the epoch's batch sizes and "
+    "step count on batches already on the device (no data movement, augmentation, probes or "
+    "evaluation), under the same speed settings, measured by `amst-bench bench` in the same process as "
+    "the runs (mean of up to 3 epochs). Every method's floor is this plain joint model, whatever its "
+    "step does; ratio = training-only seconds per epoch / floor, so above 1 is the harness's overhead "
+    "plus, for methods that legitimately do more work per step, that work (†: "
+    + "; ".join(f"{m}: {why}" for m, why in MORE_WORK_PER_STEP.items())
+    + "). A ratio is measured side by side on one machine, so it is comparable on a CPU too."
+)
+
+
+def _floor_tables(sub: pd.DataFrame, rows: list[str], cols: list[str]) -> list[str]:
+    """The compute floor and training-only ÷ floor, where the runs have a floor."""
+    timed = sub[sub["floor_s"].notna()]
+    if timed.empty:
+        return []
+    lead = {"variant": [f"{v} †" if v.split("[")[0] in MORE_WORK_PER_STEP else v for v in rows]}
+    epochs = _timed_epochs(timed)
+    return [
+        "### Compute floor (plain joint model, batches on the device), seconds per epoch",
+        _table(_stats(timed, "floor_s"), rows, cols, lead, digits=2, mark=False),
+        "### Training only ÷ floor",
+        _table(_stats(timed, "floor_ratio"), rows, cols, lead, digits=2, mark=False, details=epochs),
+        FLOOR_NOTE,
+    ]
+
+
+FAST = "speed=fast"
+
+
+def _default_label(label: str) -> str | None:
+    """The label of the same protocol without `speed=fast` (None when the label has no speed=fast)."""
+    base, _, rest = label.partition(" (")
+    items = rest.rstrip(")").split(", ") if rest else []
+    if FAST not in items:
+        return None
+    kept = [i for i in items if i != FAST]
+    return f"{base} ({', '.join(kept)})" if kept else base
+
+
+def _fast_vs_default(df: pd.DataFrame, label: str, rows: list[str], cols: list[str]) -> list[str]:
+    """In a speed=fast section: its training-only time ÷ the default protocol's, per method, when
+    both ran on the same one device (e.g. `amst-bench bench --speeds default,fast`)."""
+    other = _default_label(label)
+    fast, default = df[df["label"] == label], df[df["label"] == other]
+    devices = set(fast["device"]) | set(default["device"])
+    if other is None or default.empty or len(devices) != 1:
+        return []
+    f, d = _stats(fast, "train_s"), _stats(default, "train_s")
+    cells = {k: (f[k][0] / d[k][0], None, None) for k in f if k in d and d[k][0]}
+    return [
+        f"### Fast ÷ default (`{other}`), training only",
+        _table(cells, rows, cols, {"variant": rows}, digits=2, mark=False),
+        f"Below 1: `{FAST}` is faster. Both sections ran on {next(iter(devices))}; run them in one "
+        "`amst-bench bench --speeds default,fast` so the machine is the same.",
+    ]
 
 
 def _ablation_lead(exps: list[int]) -> dict[str, list[str]]:

@@ -9,7 +9,8 @@ Schema history: 1 = the first stored shape; 2 adds `seconds_per_epoch.epochs` (h
 timings average); 3 adds `validation` (the validation split's metrics at the selected epoch) and the
 balance fields of each `Evaluation` (Shapley values, utilisation; report/balance.py); 4 adds
 `curves.learning_rates` (per optimiser, the rate each epoch trained at, for tracking and figures;
-absent from older files, whose readers treat it as unknown). Version 1 and 2
+absent from older files, whose readers treat it as unknown) and the optional
+`seconds_per_epoch.floor` (the compute floor measured beside a `bench` run; None elsewhere). Version 1 and 2
 files are read (a version-1 count comes from its per-epoch curves; neither has a validation copy or
 balance metrics); a file of a newer version is refused. Files are written atomically, so a damaged
 or foreign file never stops a reader: it is reported in one line and skipped.
@@ -50,16 +51,23 @@ class NewerSchemaError(ResultFormatError):
 @dataclass(frozen=True)
 class Timing:
     """Mean seconds per epoch over `epochs` epochs: training only, and the whole epoch with
-    validation (+ test when it ran), which is what the paper's Table 3 reports."""
+    validation (+ test when it ran), which is what the paper's Table 3 reports. `floor`: seconds
+    per epoch of the plain joint model on batches already on the device, measured by `amst-bench
+    bench` in the same process (train/floor.py); None where it was not measured."""
 
     train: float
     epoch: float
     epochs: int
+    floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ResultFormatError(
                 f"field 'seconds_per_epoch.epochs': expected at least 1, got {self.epochs}"
+            )
+        if self.floor is not None and not self.floor > 0:
+            raise ResultFormatError(
+                f"field 'seconds_per_epoch.floor': expected a positive number, got {self.floor}"
             )
 
 
