@@ -58,7 +58,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def gpu_bench(session: nox.Session) -> None:
-    """Time every method for a few epochs with the paper's encoders on the synthetic data."""
+    """Time every method for a few epochs with the paper's encoders on the synthetic data, under the
+    default settings and `speed=fast` side by side in one process, each with its compute floor:
+    `nox -s gpu_bench` writes amst-results/leaderboards/timing.md (posargs go to `amst-bench bench`,
+    e.g. `-- --methods naive,amst-alt`)."""
     if shutil.which("nvidia-smi") is None:
         session.skip("gpu_bench: no NVIDIA driver on this machine (nvidia-smi not found), nothing timed")
     session.install(*TORCH)
@@ -68,4 +71,4 @@ def gpu_bench(session: nox.Session) -> None:
     ).strip()
     if has_cuda != "True":
         session.skip("gpu_bench: no CUDA device on this machine, nothing timed")
-    session.run("amst-bench", "bench", *session.posargs)
+    session.run("amst-bench", "bench", "--speeds", "default,fast", *session.posargs)
