@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from amst_bench import registry
+from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.sample_valuation import (
     KEEP_KEY,
     copies_for,
+    modality_level_plan,
     resample_plan,
     shapley_contributions,
 )
@@ -122,3 +124,25 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
         Trainer(_spec(), bundle, store, reporter=CrashAt(0)).run()
     resumed = Trainer(_spec(), bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")
+
+
+def test_modality_level_set_on_hand_built_mean_contributions():
+    # gaps: audio 1 − 1.0 = 0, visual 1 − 0.25 = 0.75: 0.75 · 2/3 · 30 = 15 visual-only copies
+    indices, keep = modality_level_plan({"audio": 1.0, "visual": 0.25}, ("audio", "visual"), 30, 1.0,
+                                        torch.Generator().manual_seed(0))
+    assert len(indices) == 45 and indices[:30].tolist() == list(range(30))
+    assert keep[:30].tolist() == [[1.0, 1.0]] * 30 and keep[30:].tolist() == [[0.0, 1.0]] * 15
+    assert int(indices[30:].max()) < 30
+    same, _ = modality_level_plan({"audio": 0.5, "visual": 0.5}, ("audio", "visual"), 30, 1.0)
+    assert len(same) == 30  # equal gaps: nothing re-sampled
+
+
+def test_modality_level_valuates_a_part_and_is_two_modality_only():
+    method, bundle = make_method("sample-valuation", level="modality", warmup=1)
+    method.ctx.train = bundle.train
+    method.on_train_epoch_start(1)
+    entry = method.history[-1]
+    assert entry["train_size"] == len(bundle.train) + sum(entry["copies"].values())
+    assert min(entry["copies"].values()) == 0  # one modality's copies only
+    with pytest.raises(UnsupportedDataset, match="level=modality compares two modalities' gaps"):
+        make_method("sample-valuation", dataset="synthetic-avt", level="modality")
