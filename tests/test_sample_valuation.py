@@ -19,7 +19,16 @@ from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    Crash,
+    CrashAt,
+    cli,
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+)
 
 A, V, AV = frozenset({"audio"}), frozenset({"visual"}), frozenset({"audio", "visual"})
 
@@ -146,3 +155,14 @@ def test_modality_level_valuates_a_part_and_is_two_modality_only():
     assert min(entry["copies"].values()) == 0  # one modality's copies only
     with pytest.raises(UnsupportedDataset, match="level=modality compares two modalities' gaps"):
         make_method("sample-valuation", dataset="synthetic-avt", level="modality")
+
+
+def test_modality_level_on_three_modalities_is_one_line(tmp_path, capsys):
+    code = cli("run", "--methods", "sample-valuation", "--datasets", "synthetic-avt", "--profile", "smoke",
+               "--seeds", "0", "--set", "sample-valuation.level=modality",
+               "--results-dir", str(tmp_path / "r"), "--leaderboard-dir", str(tmp_path / "b"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [
+        "amst-bench: error: sample-valuation level=modality compares two modalities' gaps; dataset "
+        "'synthetic-avt' has audio, text, visual (use level=sample)"]
+    assert not list((tmp_path / "r").rglob("*.json"))
