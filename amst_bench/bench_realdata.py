@@ -15,10 +15,12 @@ import argparse
 import dataclasses
 import functools
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 DEFAULT_FOLDER = Path(tempfile.gettempdir()) / "amst-bench-realdata"
 
@@ -184,7 +186,16 @@ def compare(
     )
 
 
+def refuse(message: str) -> NoReturn:
+    """A user mistake: one line on stderr, exit 2, as the harness's own commands."""
+    print(f"bench_realdata: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from amst_bench.errors import UserError
+    from amst_bench.protocol import apply_overrides, get_profile
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_root = Path(os.environ.get("AMST_BENCH_REALDATA", DEFAULT_FOLDER))
     parser.add_argument("--data-root", type=Path, default=default_root, help="generated data and its cache")
@@ -197,16 +208,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole comparison here")
     args = parser.parse_args(argv)
     shape = ManifestShape(clips=args.clips, frame_height=args.frame_size[0], frame_width=args.frame_size[1])
+    malformed = [item for item in args.set if "=" not in item]
+    if malformed:
+        refuse(f"--set {malformed[0]}: expected FIELD=VALUE")
     overrides = dict(item.split("=", 1) for item in args.set)
+    try:
+        apply_overrides(get_profile("smoke"), overrides)  # every bad field named before any work
+    except UserError as exc:
+        refuse(str(exc))
     run = functools.partial(compare, args.data_root, shape, args.method, args.epochs, overrides)
-    if args.profile:
-        import cProfile
+    try:
+        if args.profile:
+            import cProfile
 
-        profiler = cProfile.Profile()
-        comparison = profiler.runcall(run)
-        profiler.dump_stats(args.profile)
-    else:
-        comparison = run()
+            profiler = cProfile.Profile()
+            comparison = profiler.runcall(run)
+            profiler.dump_stats(args.profile)
+        else:
+            comparison = run()
+    except UserError as exc:  # e.g. an unknown --method, or too few clips for every class
+        refuse(str(exc))
     print("\n".join(comparison.lines()))
 
 
