@@ -331,12 +331,13 @@ def _draw_entropy(mfig, fig: Figure) -> None:
         if i % cols == 0:
             ax.set_ylabel("mean entropy (nats)")
         if i == 0:
-            ax.legend(fontsize=6, frameon=False)
+            mfig.legend(*ax.get_legend_handles_labels(), loc="upper right", ncols=len(modalities), fontsize=7,
+                        frameon=False)
     mfig.suptitle(f"Prediction entropy per class, test split at the selected epoch: {fig.dataset} "
-                  f"[{fig.protocol}] (bars: mean ± SE over seeds)", fontsize=9)
+                  f"[{fig.protocol}] (bars: mean ± SE over seeds)", fontsize=9, x=0.02, ha="left")
     height = 2.3 * rows + 0.5
     mfig.subplots_adjust(left=0.22 / cols, right=0.99, bottom=0.45 / height, top=1 - 0.75 / height,
-                         hspace=0.75, wspace=0.25)
+                         hspace=0.45, wspace=0.25)
 
 
 def _draw_speed(mfig, fig: Figure) -> None:
