@@ -47,6 +47,7 @@ Deviations and choices:
     same update. DataParallel (BatchNorm statistics per GPU) is not reproduced.
   - The code evaluates on its test split every epoch and keeps the best (selection on test); here
     the protocol's validation selection applies.
+  - Heads get the harness's `official_init` (Xavier, zero bias); the code's keep PyTorch's default.
   - Recorded per epoch: the share of batches in the conflict case per modality (`history`).
 """
 
