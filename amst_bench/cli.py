@@ -701,10 +701,14 @@ def data_frames(
 
 
 @app.command()
-def status(results_dir: ResultsOpt = None) -> None:
-    """Finished runs per protocol and dataset; then every other run, one line each: running
-    (its lock is held), resumable (interrupted; `amst-bench run` with the same arguments resumes
-    it), queued (handed to an executor, not started) and failed (with its error and log)."""
+def status(
+    results_dir: ResultsOpt = None,
+    each: Annotated[bool, typer.Option("--each", help="one line per finished run too")] = False,
+) -> None:
+    """Finished runs per protocol and dataset (--each: one line per run); then every other run,
+    one line each: running (its lock is held), resumable (interrupted; `amst-bench run` with the
+    same arguments resumes it), queued (handed to an executor, not started) and failed (with its
+    error and log)."""
     import collections
 
     from amst_bench.executors import records
@@ -715,9 +719,13 @@ def status(results_dir: ResultsOpt = None) -> None:
     if results_dir.exists() and not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: not a folder")
     store = ResultStore(results_dir)
-    finished = collections.Counter((r.protocol_label, r.dataset) for r in store.load_results())
+    stored = store.load_results()
+    finished = collections.Counter((r.protocol_label, r.dataset) for r in stored)
     for (label, dataset), count in sorted(finished.items()):
         typer.echo(f"finished  {count:4d} run(s)  {dataset}  [{label}]")
+    for r in sorted(stored, key=lambda r: (r.protocol_label, r.dataset, r.variant, r.seed)) if each else []:
+        test = f"test acc {r.test.accuracy:.1%}" if r.test else "no test"
+        typer.echo(f"finished {r.variant} on {r.dataset}, seed {r.seed} [{r.protocol_label}]: {test}")
     resumable = store.in_progress()
     running = {p.stem for p in (results_dir / "locks").glob("*.lock") if is_held(p)}
     for p in resumable:

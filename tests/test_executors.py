@@ -108,6 +108,14 @@ def test_status_shows_running_queued_and_failed_runs(tmp_path, capsys):
     assert not is_held(root / "locks" / "run1.lock")  # released, and the probe took nothing
 
 
+def test_status_each_lists_every_finished_run(capsys):
+    published = Path(__file__).resolve().parents[1] / "published"
+    assert cli("status", "--results-dir", str(published), "--each") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("finished ")]
+    each = [line for line in lines if ", seed " in line and ": test acc " in line]
+    assert len(each) == len(list((published / "runs").glob("*.json")))
+
+
 def test_a_damaged_run_record_is_one_warning_line(tmp_path, capsys):
     root = tmp_path / "r"
     (root / "failed").mkdir(parents=True)

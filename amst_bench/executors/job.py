@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from amst_bench.data.refs import DataLocations
-from amst_bench.errors import UnsupportedDataset
+from amst_bench.errors import Interrupted, UnsupportedDataset
 from amst_bench.executors import records
 from amst_bench.report.results import ResultStore, RunResult
 from amst_bench.train.runspec import RunSpec
@@ -107,6 +107,8 @@ def run_job(job: RunJob, log: Path | None = None) -> JobReport:
         except UnsupportedDataset as exc:
             records.unqueue(store.root, spec.run_id)
             return JobReport(spec.run_id, "unsupported", message=str(exc))
+        except Interrupted:  # stopped, not failed: it resumes from its checkpoint
+            raise
         except Exception as exc:
             traceback.print_exc()
             first = (str(exc).splitlines() or [""])[0]
