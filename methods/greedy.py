@@ -47,7 +47,10 @@ Deviations and choices:
     left it).
   - Two modalities only (d is a difference of two; the code has two branches); a modality without
     convolutional feature maps (text) cannot pass through MMTM: both raise UnsupportedDataset.
-  - The code's Bias_Mitigation_Random variant is not offered.
+  - `rebalance=random` is the code's `Bias_Mitigation_Random` (training_random.gin): from
+    `starting_epoch` on, after every backward one of {no re-balancing, care for modality 1, care
+    for modality 0} is drawn uniformly for the next step (here from a generator seeded by the run's
+    seed and checkpointed; the code uses Python's `random`); d is not computed.
   - Heads get the harness's `official_init` (Xavier; the code's `fc` keeps PyTorch's default), the
     encoders are the protocol's (the code: torchvision ResNet18 on ModelNet40 views).
   - Balance metrics leave a modality's head out of the mean; its features still saw the other
@@ -81,6 +84,7 @@ from amst_bench.train.models import (
 
 PRESETS = ("harness", "original")
 AVERAGE_SOURCES = ("own", "code")
+REBALANCE = ("guided", "random")
 CONV_ENCODERS = (TinyAudioEncoder, TinyVisualEncoder, ResNet18AudioEncoder, ResNet18VisualEncoder)
 
 
@@ -192,6 +196,14 @@ class Curation:
         self.d = bdr[0] - bdr[1]
         return self.d
 
+    def after_random(self, unlocked: bool, generator: torch.Generator) -> None:
+        """One step of `Bias_Mitigation_Random`: 0 none, 1 care for modality 1, 2 for modality 0."""
+        if not unlocked:
+            self.active, self.caring = False, 0
+            return
+        mode = int(torch.randint(3, (1,), generator=generator))
+        self.active, self.caring = mode != 0, {0: 0, 1: 1, 2: 0}[mode]
+
     def after_backward(self, unlocked: bool, epsilon: float, window: int, measure) -> None:
         """One step of the callback: `measure()` gives (main ratios, bypass ratios) when needed."""
         if not unlocked:
@@ -236,13 +248,15 @@ class GreedyOptions:
     epsilon           |d| above which a re-balancing window starts (code 0.01)
     window            re-balancing steps per window (code 5)
     starting_epoch    first epoch with re-balancing (code 2)
-    average_source    'own' (each modality's running scale) | 'code' (the code's slip: the first's)"""
+    average_source    'own' (each modality's running scale) | 'code' (the code's slip: the first's)
+    rebalance         'guided' (Bias_Mitigation_Strong) | 'random' (Bias_Mitigation_Random)"""
 
     preset: str = option("harness", choices=PRESETS)
     epsilon: float = option(0.01, minimum=0.0)
     window: int = option(5, minimum=1)
     starting_epoch: int = option(2, minimum=0)
     average_source: str = option("own", choices=AVERAGE_SOURCES)
+    rebalance: str = option("guided", choices=REBALANCE)
 
 
 @register_method("greedy")
@@ -254,6 +268,7 @@ class Greedy(EncodersAndHead):
 
     def __init__(self, config: GreedyOptions, ctx):
         self.curation = Curation([0.0, 0.0], [0.0, 0.0])
+        self.draws = torch.Generator().manual_seed(torch.initial_seed())  # rebalance=random
         self.history: list[dict[str, Any]] = []
         self._unlocked = False
         self._loss_sum, self._loss_steps = 0.0, 0
@@ -326,8 +341,12 @@ class Greedy(EncodersAndHead):
         _, parts = self.model["head"](embeddings)
         loss = torch.stack([self.cross_entropy(parts[m], batch.labels) for m in self.modalities]).sum()
         cfg = self.config
-        self.step(list(self.optimizers.values()), loss,
-                  lambda: curation.after_backward(self._unlocked, cfg.epsilon, cfg.window, self.speed_ratios))
+        if cfg.rebalance == "random":
+            after = lambda: curation.after_random(self._unlocked, self.draws)  # noqa: E731
+        else:
+            after = lambda: curation.after_backward(  # noqa: E731
+                self._unlocked, cfg.epsilon, cfg.window, self.speed_ratios)
+        self.step(list(self.optimizers.values()), loss, after)
         self._loss_sum += float(loss.detach())
         self._loss_steps += 1
         fused = torch.stack([parts[m].detach() for m in self.modalities]).mean(0)
@@ -358,8 +377,10 @@ class Greedy(EncodersAndHead):
                                                   "order": list(self.modalities)}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"curation": dataclasses.asdict(self.curation), "history": [dict(h) for h in self.history]}
+        return {"curation": dataclasses.asdict(self.curation), "history": [dict(h) for h in self.history],
+                "draws": self.draws.get_state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.curation = Curation(**state["curation"])
+        self.draws.set_state(state["draws"])
         self.history = [dict(h) for h in state["history"]]

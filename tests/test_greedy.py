@@ -88,6 +88,23 @@ def test_rebalancing_schedule_on_scripted_speeds():
     assert not e.active  # |d| = log10(2.2 / 2) < 0.5
 
 
+def test_random_rebalancing_draws_one_of_three_modes():
+    c, g = Curation([0.0, 0.0], [0.0, 0.0]), torch.Generator().manual_seed(0)
+    c.after_random(False, g)
+    assert not c.active
+    seen = set()
+    for _ in range(60):
+        c.after_random(True, g)
+        seen.add((c.active, c.caring if c.active else None))
+    assert seen == {(False, None), (True, 0), (True, 1)} and c.d is None  # d is never measured
+    method, _ = make_method("greedy", rebalance="random")
+    state = method.extra_state()
+    expected = torch.randint(3, (5,), generator=method.draws)
+    again, _ = make_method("greedy", rebalance="random", seed=1)
+    again.load_extra_state(state)  # the draws resume where the checkpoint left them
+    assert torch.equal(torch.randint(3, (5,), generator=again.draws), expected)
+
+
 def test_speed_ratio_by_hand():
     layer = nn.Linear(2, 1, bias=False)
     with torch.no_grad():
