@@ -41,8 +41,7 @@ class WandbOfflineTracker(Tracker):
                 "seed": spec.seed,
                 "profile": spec.protocol.profile,
                 "overrides": dict(spec.overrides),
-                "first_epoch": first_epoch,
-            },
+            },  # the same on every attempt: a resumed W&B run may not change its config
         )
 
     def log_epoch(self, record: EpochRecord) -> None:
