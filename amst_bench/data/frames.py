@@ -5,8 +5,10 @@ The rule (`code/data/scripts/video_preprocessing.py`, OpenCV): FPS = int(the vid
 (29 at 29.97 fps), interval = int(FPS / K); decoded frame n is kept when n mod FPS < interval · K
 and (n mod FPS) mod interval = 0; frames are read while n < the container's frame count; each is
 saved as JPEG named by its frame number. K = 1 keeps frames 0, FPS, 2·FPS, …; K = 2 (IEMOCAP) also
-the one half a "second" later. The frame rate is the stream's r_frame_rate, as OpenCV's FFmpeg
-backend reports it. Deviation: JPEGs are encoded by Pillow (quality 95, OpenCV's default) instead
+the one half a "second" later. The frame rate and count are what OpenCV's FFmpeg backend reports
+(opencv-python 4.11 in the AMST requirements): FFmpeg's av_guess_frame_rate (PyAV's guessed_rate;
+a constant-rate file's r_frame_rate) and the stream's frame count, else duration × rate rounded.
+Deviation: JPEGs are encoded by Pillow (quality 95, OpenCV's default) instead
 of OpenCV, so the kept frames are the same but their bytes differ. Each clip's folder is written
 into a temporary folder and renamed into place, so an interrupted extraction leaves no partial
 folder, and clips whose folder exists are skipped (a rerun resumes).
@@ -80,7 +82,7 @@ def kept_frames(video: Path, per_second: int) -> Iterator[tuple[int, object]]:
             if not container.streams.video:
                 raise UserError(f"{video}: no video stream")
             stream = container.streams.video[0]
-            rate = stream.base_rate or stream.average_rate or stream.guessed_rate  # r_frame_rate first
+            rate = stream.guessed_rate or stream.base_rate or stream.average_rate  # OpenCV 4's CAP_PROP_FPS
             fps = int(Fraction(rate)) if rate else 0
             if fps < per_second or fps < 1:
                 raise UserError(f"{video}: frame rate {float(rate or 0):.3f} fps is below {per_second} "
@@ -97,11 +99,12 @@ def kept_frames(video: Path, per_second: int) -> Iterator[tuple[int, object]]:
 
 
 def _estimated_frames(container, stream, rate) -> int:
-    """OpenCV's frame count where the container stores none: duration × fps, rounded."""
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
+    """OpenCV's frame count where the container stores none: duration × fps, rounded (the
+    container's duration, else the stream's)."""
+    if container.duration:
         seconds = container.duration / 1_000_000
+    elif stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
     else:
         return 0
     return int(seconds * float(rate) + 0.5)
