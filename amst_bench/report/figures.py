@@ -12,6 +12,7 @@ figure whose inputs are unchanged is not redrawn (their digest is kept in the PN
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import math
@@ -43,6 +44,7 @@ STYLE = {
 COLOURS = {"audio": "#1f77b4", "visual": "#d62728", "text": "#2ca02c"}
 OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 OVERALL = "#222222"
+_MATPLOTLIB = importlib.metadata.version("matplotlib")  # part of each figure's digest, without importing it
 MARKERS = ("o", "s", "^", "D")
 
 
@@ -156,11 +158,9 @@ def markdown_links(figures: list[Figure], label: str, prefix: str = "figures/") 
 
 def _digest(fig: Figure) -> str:
     """What the PNG depends on: the figure's runs, this module and matplotlib's version."""
-    import matplotlib
-
     payload = json.dumps([fig.index_entry(), [r.to_json() for r in fig.runs]], sort_keys=True, default=str)
     code = Path(__file__).read_bytes()
-    return hashlib.sha256(payload.encode() + code + matplotlib.__version__.encode()).hexdigest()
+    return hashlib.sha256(payload.encode() + code + _MATPLOTLIB.encode()).hexdigest()
 
 
 def _stored_digest(path: Path) -> str | None:
@@ -175,32 +175,36 @@ def _stored_digest(path: Path) -> str | None:
 
 def render(figures: list[Figure], out_dir: Path) -> list[Path]:
     """Draw every planned figure into out_dir (only those whose inputs changed), write index.json,
-    and remove the PNGs an earlier index listed that this one no longer does."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
-
+    and remove the PNGs an earlier index listed that this one no longer does. matplotlib is
+    imported only when something is to be drawn (it takes about a second)."""
     out_dir = Path(out_dir)
     previous = _previous_paths(out_dir)
     written = []
-    with matplotlib.rc_context(STYLE):
-        for fig in figures:
-            path = out_dir / fig.path
-            digest = _digest(fig)
-            if path.is_file() and _stored_digest(path) == digest:
-                continue
-            canvas_fig = MplFigure(dpi=DPI)
-            FigureCanvasAgg(canvas_fig)
-            DRAW[fig.kind](canvas_fig, fig)
-            buffer = io.BytesIO()
-            canvas_fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None, DIGEST_KEY: digest})
-            atomic_write_bytes(path, buffer.getvalue())
+    for fig in figures:
+        path = out_dir / fig.path
+        digest = _digest(fig)
+        if not (path.is_file() and _stored_digest(path) == digest):
+            atomic_write_bytes(path, _draw(fig, digest))
             written.append(path)
     atomic_write_text(out_dir / INDEX, json.dumps(index(figures), indent=2) + "\n")
     current = {f.path for f in figures}
     for stale in sorted(previous - current):
         (out_dir / stale).unlink(missing_ok=True)
     return written
+
+
+def _draw(fig: Figure, digest: str) -> bytes:
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    with matplotlib.rc_context(STYLE):
+        canvas_fig = MplFigure(dpi=DPI)
+        FigureCanvasAgg(canvas_fig)
+        DRAW[fig.kind](canvas_fig, fig)
+        buffer = io.BytesIO()
+        canvas_fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None, DIGEST_KEY: digest})
+    return buffer.getvalue()
 
 
 def _previous_paths(out_dir: Path) -> set[str]:
