@@ -5,7 +5,7 @@ manifest adapter's on-disk layout with realistic sizes (per clip a 16 kHz WAV of
 which the official fbank pads to 1024 × 128, and 3 JPEG frames of 224² or larger), then, in one
 process, times the cache build, a cold and a warm smoke epoch on it, and warm smoke epochs on
 synthetic data with the same number of samples, and prints them with the ratio.
-`python -m amst_bench.bench_realdata --help`; `tests/benchmarks/test_realdata_epoch.py` runs it
+`python -m amst_bench.bench_realdata --help`; `tests/benchmarks/test_bench_smoke_epoch.py` runs it
 under pytest-benchmark. Not a pass/fail timing test: it reports figures.
 """
 
