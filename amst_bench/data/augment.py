@@ -14,7 +14,9 @@ with each frame's true (h, w) (`visual_size`, see amst_bench.data.preprocess), s
               torchvision's Resize((224, 224), antialias=True); one call per distinct frame size
               (one in all for datasets with a single video size).
 All of it batched on the device, with no Python work per sample in training. Audio fbank is cached
-as float16 and becomes [B, 1, T, F] float32.
+as float16 and becomes [B, 1, T, F] float32. A budget smaller than the paper's (the smoke profile's
+32 px, 4 × 4 pooling) first settles each split once (`InputBudget.settle`), so batches are cut
+from small tensors, never from the full-size cache.
 """
 
 from __future__ import annotations
