@@ -21,6 +21,17 @@ _FAULT_ENV = "AMST_BENCH_KILL_DURING_WRITE"
 _fault_hits: dict[str, int] = {}
 
 
+def _default_file_mode() -> int:
+    """The mode `open()` would give a new file (0o666 less the umask): mkstemp's temp files are
+    0o600, and a renamed result, table or site page must stay readable by others (a web host)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()  # read once: os.umask is read by setting it (not thread-safe)
+
+
 def _kill_if_fault_point(path: Path, data: bytes, fh) -> None:
     spec = os.environ.get(_FAULT_ENV)
     if not spec:
@@ -40,6 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             _kill_if_fault_point(path, data, fh)
             fh.write(data)

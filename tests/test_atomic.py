@@ -169,3 +169,14 @@ def test_a_failed_write_leaves_nothing_when_there_was_no_previous_file(tmp_path,
     with pytest.raises(OSError, match="No space left"):
         atomic.atomic_write_json(tmp_path / "new.json", {"a": 1})
     assert len(fault.written) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_mode_open_would_give_not_mkstemps_0600(tmp_path):
+    from amst_bench import atomic
+    from amst_bench.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "page.html", "<p>hi</p>")
+    (tmp_path / "plain.html").write_text("<p>hi</p>")
+    mode = (tmp_path / "page.html").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.html").stat().st_mode & 0o777 == atomic._FILE_MODE
+    assert mode != 0o600  # this machine's umask is 022
