@@ -19,7 +19,13 @@ from amst_bench.report import reference
 from amst_bench.report.metrics import mean_se
 from amst_bench.report.results import RunResult
 
-METHOD_ORDER = tuple("audio visual text naive ogm-ge pmr mslr mla amst-alt amst-joint amst-full".split())
+METHOD_ORDER = tuple(
+    "audio visual text naive ogm-ge pmr mslr mla "  # the paper's Table 1 baselines
+    "agm opm mmpareto mmcosine reconboost gblending greedy umt cml lfm mbsd relearning amco "
+    "sample-valuation "  # the rest of BalanceBenchmark
+    "miles shapley-alt "  # the seed methods
+    "amst-alt amst-joint amst-full amst-auto amst-auto-joint amst-auto-full".split()
+)
 DASH = "–"
 TICK = "✓"
 NO_RESULTS = "No results yet: run `amst-bench run ...`"
