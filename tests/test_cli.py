@@ -85,7 +85,7 @@ def test_run_writes_results_and_a_leaderboard_built_from_them(tmp_path, capsys):
 
 
 def test_all_methods_skip_unsupported_with_a_message(tmp_path, capsys):
-    runs = smoke_run(tmp_path, "all", "synthetic")
+    runs = smoke_run(tmp_path, "all", "synthetic", "--set", "synthetic_samples=240")
     err = capsys.readouterr().err
     assert "not run: text on synthetic" in err and "needs the text modality" in err
     expected = set(registry.methods.names()) - {"text"}
