@@ -3,7 +3,7 @@ run as a user runs it (a fresh `amst-bench run` process, a fresh results folder,
 the settings alternated round by round so that a machine whose load drifts slows each alike; the
 ratio to `local` is the figure to read. Not a test: the measurement behind README's "Scale out".
 
-    python -m tests.benchmarks.executor_throughput --workers 2 --rounds 2
+    python -m tests.benchmarks.executor_throughput --workers 2 --rounds 2 [--epochs 48]
 
 Prints one line per command, then runs/hour per setting (median over rounds) and the ratio, with
 the machine (cores, load average before and after).
@@ -43,8 +43,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--methods", default="all")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=None, help="longer runs than smoke's 12 epochs")
     args = parser.parse_args()
     grid = ["--methods", args.methods, "--datasets", "synthetic", "--profile", "smoke", "--seeds", args.seeds]
+    grid += ["--set", f"epochs={args.epochs}"] if args.epochs else []
     settings = ["local", f"local:{args.workers}"]
     load_before = os.getloadavg()
     timings: dict[str, list[float]] = {s: [] for s in settings}
@@ -63,6 +65,9 @@ def main() -> None:
         "seconds": {s: [round(x, 1) for x in t] for s, t in timings.items()},
         "runs_per_hour_median": {s: round(v) for s, v in per_hour.items()},
         "ratio_to_local": round(per_hour[settings[1]] / per_hour["local"], 2),
+        # each round runs both back to back: its ratio is the least disturbed by a drifting load
+        "ratio_per_round": [round(one / many, 2)
+                            for one, many in zip(timings["local"], timings[settings[1]], strict=True)],
     }
     print(json.dumps(summary, indent=2))
 
