@@ -444,12 +444,15 @@ def bench(
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
-    one seed) on CUDA, or on the CPU with --device cpu (with --steps N for the paper's encoders);
-    then, in the same process, the compute floor (the plain joint model on batches already on the
-    device, train/floor.py) per dataset and protocol. Seconds per epoch, the floor and their ratio
-    land in <results dir>/leaderboards/timing.md under 'bench' (`amst-bench publish` takes them into
-    the repository's tables). --speeds default,fast times each method under both, side by side."""
+    one seed) on CUDA, or on the CPU with --device cpu (with --steps N for the paper's encoders),
+    and in the same process, before and after the runs, the compute floor (the plain joint model on
+    batches already on the device, train/floor.py) per dataset and protocol. Seconds per epoch, the
+    floor and their ratio land in <results dir>/leaderboards/timing.md under 'bench' (`amst-bench
+    publish` takes them into the repository's tables). --speeds default,fast times each method
+    under both, side by side."""
     import torch
+
+    from amst_bench.report.results import ResultStore
 
     sets = list(opts.sets or []) + _bench_device(device, allow_cpu, torch.cuda.is_available())
     if steps is not None:
@@ -460,8 +463,12 @@ def bench(
     grids = [_grid(dataclasses.replace(opts, sets=sets + extra), methods) for extra in _bench_speeds(speeds)]
     specs = [s for group in itertools.zip_longest(*(g[0] for g in grids)) for s in group if s is not None]
     locations = grids[0][1]
+    pending = ResultStore(opts.results)
+    pending.ensure_writable()
+    to_train = {s.run_id for s in specs if opts.force or not pending.has_result(s.run_id)}
+    before = _floors(_floor_groups(specs, to_train), locations)  # the floor brackets the runs: before…
     store, outcome = _execute(specs, opts, methods.strip() != "all", locations)
-    _measure_floors(specs, outcome, store, locations)
+    _record_floors(specs, outcome, store, locations, before)  # …and after them
     _leaderboard(store, opts.boards, show=False)
     typer.echo((opts.boards / "timing.md").read_text())
 
@@ -492,28 +499,45 @@ def _bench_speeds(speeds: str | None) -> list[list[str]]:
     return [[] if n == "default" else [f"speed={n}"] for n in names]
 
 
-def _measure_floors(specs, outcome, store, locations: DataLocations) -> None:
-    """The compute floor, once per (dataset, protocol) of the runs trained by this command, written
-    beside each of those results' timings (seconds_per_epoch.floor)."""
-    from amst_bench.report.results import RunResult
+def _floor_groups(specs, run_ids: set[str]) -> dict[tuple, list]:
+    """(dataset, protocol) -> its specs among `run_ids`: the floor is measured once per group."""
+    groups: dict[tuple, list] = {}
+    for spec in specs:
+        if spec.run_id in run_ids:
+            groups.setdefault((spec.dataset_ref, spec.protocol), []).append(spec)
+    return groups
+
+
+def _floors(groups: dict[tuple, list], locations: DataLocations) -> dict[tuple, Any]:
+    """The compute floor (train/floor.py) of each (dataset, protocol) group, mean of up to 3 epochs."""
     from amst_bench.runner import DatasetCache
     from amst_bench.train.floor import measure_floor
+
+    return {(ref, protocol): measure_floor(DatasetCache(protocol, locations).get(ref), protocol,
+                                           epochs=min(protocol.epochs, 3))
+            for ref, protocol in groups}
+
+
+def _record_floors(specs, outcome, store, locations: DataLocations, before: dict[tuple, Any]) -> None:
+    """Measure the floor again after the runs and write the mean of both windows (so a machine whose
+    speed drifts during the grid charges the drift to both sides) beside each result trained by this
+    command (seconds_per_epoch.floor)."""
+    from amst_bench.report.results import RunResult
     from amst_bench.train.runspec import protocol_label
 
     results = {r["run_id"]: r for r in outcome.results}
-    groups: dict[tuple, list] = {}
-    for spec in specs:
-        if spec.run_id in results:
-            groups.setdefault((spec.dataset_ref, spec.protocol), []).append(spec)
-    for (ref, protocol), members in groups.items():
-        bundle = DatasetCache(protocol, locations).get(ref)
-        floor = measure_floor(bundle, protocol, epochs=min(protocol.epochs, 3))
-        label = protocol_label(protocol, members[0].overrides)
-        typer.echo(f"compute floor, {ref.name} [{label}]: {floor.seconds_per_epoch:.3f} s per epoch "
-                   f"({floor.steps} steps, mean of {floor.epochs} epochs)")
+    groups = _floor_groups(specs, set(results))
+    after = _floors(groups, locations)
+    for key, members in groups.items():
+        windows = [f.seconds_per_epoch for f in (before.get(key), after[key]) if f is not None]
+        floor = sum(windows) / len(windows)
+        label = protocol_label(key[1], members[0].overrides)
+        measured = ", ".join(f"{w:.3f}" for w in windows)
+        typer.echo(f"compute floor, {key[0].name} [{label}]: {floor:.3f} s per epoch "
+                   f"({after[key].steps} steps; before and after the runs: {measured})")
         for spec in members:
             payload = results[spec.run_id]
-            timing = {**payload["seconds_per_epoch"], "floor": floor.seconds_per_epoch}
+            timing = {**payload["seconds_per_epoch"], "floor": floor}
             store.save_result(RunResult.from_json({**payload, "seconds_per_epoch": timing}))
 
 

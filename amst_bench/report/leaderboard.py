@@ -395,10 +395,11 @@ FLOOR_NOTE = (
     "Floor: the plain joint model (the protocol's encoders and an `lsum` head, one SGD per part, as "
     "`naive`) doing forward, cross-entropy, backward and optimiser step with the epoch's batch sizes and "
     "step count on batches already on the device (no data movement, augmentation, probes or "
-    "evaluation), under the same speed settings, measured by `amst-bench bench` in the same process as "
-    "the runs (mean of up to 3 epochs). Every method's floor is this plain joint model, whatever its "
-    "step does; ratio = training-only seconds per epoch / floor, so above 1 is the harness's overhead "
-    "plus, for methods that legitimately do more work per step, that work (†: "
+    "evaluation), under the same speed settings, measured by `amst-bench bench` in the same process just "
+    "before and just after the runs (up to 3 epochs each; the mean of the two). Every method's floor is "
+    "this plain joint model, whatever its step does; ratio = training-only seconds per epoch / floor, so "
+    "above 1 is the harness's overhead plus, for methods that legitimately do more work per step, that "
+    "work (†: "
     + "; ".join(f"{m}: {why}" for m, why in MORE_WORK_PER_STEP.items())
     + "). A ratio is measured side by side on one machine, so it is comparable on a CPU too."
 )

@@ -77,6 +77,8 @@ def measure_floor(bundle: DatasetBundle, protocol: Protocol, epochs: int = 3, se
     """Time the plain joint model over `epochs` epochs' worth of steps (see the module docstring),
     with the encoders the trainer builds for this bundle and protocol."""
     protocol = effective_protocol(protocol, bundle)
+    if protocol.cpu_threads and torch.get_num_threads() != protocol.cpu_threads:
+        torch.set_num_threads(protocol.cpu_threads)  # as the runs have it (runner.use_cpu_threads)
     make_encoder = encoder_factory(bundle, protocol)
     device = resolve_device(protocol.device)
     seed_everything(seed)
