@@ -710,18 +710,27 @@ def data_frames(
     ext: Annotated[
         list[str] | None, typer.Option("--ext", help="video extension, repeatable (default: common ones)")
     ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="clips extracted in parallel processes")] = 1,
 ) -> None:
     """Extract frames from videos by the AMST frame script's rule (decoded frame n kept when
     n mod int(fps) = 0; with --per-second 2 also half a second later) into DEST/<clip>/<n>.jpg,
     the layout the dataset adapters read. Needs PyAV (amst-bench[frames]); clips already
-    extracted are kept, so a rerun resumes."""
+    extracted are kept, so a rerun resumes. A video that cannot be extracted is reported in one
+    line and the rest go on; exit 1 when any failed."""
     from amst_bench.data.frames import VIDEO_EXTENSIONS, extract
     from amst_bench.report.progress import DecodeProgress
 
     extensions = tuple(f".{e.lower().lstrip('.')}" for e in ext) if ext else VIDEO_EXTENSIONS
     with DecodeProgress(f"extracting frames from {src}") as progress:
-        done = extract(src, dest, per_second, extensions, progress)
-    typer.echo(f"{dest}: {done.frames} frame(s) from {done.clips} clip(s); {done.skipped} there already")
+        done = extract(src, dest, per_second, extensions, progress, workers)
+    for video, reason in done.failures:
+        typer.echo(f"amst-bench: error: {video}: {reason}", err=True)
+    failed = f"; {len(done.failures)} failed" if done.failures else ""
+    typer.echo(
+        f"{dest}: {done.frames} frame(s) from {done.clips} clip(s); {done.skipped} there already{failed}"
+    )
+    if done.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

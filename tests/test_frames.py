@@ -116,11 +116,54 @@ def test_bad_sources_are_one_line_and_leave_no_partial_folder(videos, tmp_path, 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "bad.mp4").write_bytes(b"\x00\x01 not a video" * 50)
-    line = _error(capsys, "data", "frames", str(broken), str(tmp_path / "out"))
+    capsys.readouterr()
+    assert cli("data", "frames", str(broken), str(tmp_path / "out")) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"amst-bench: error: {broken / 'bad.mp4'}: not a readable video")
     assert list((tmp_path / "out").iterdir()) == []  # no half-written clip folder
     line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--per-second", "0")
     assert line == "amst-bench: error: --per-second: expected a positive integer, got 0"
+    line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--workers", "0")
+    assert line == "amst-bench: error: --workers: expected a positive integer, got 0"
+
+
+@pytest.fixture(scope="module")
+def mixed(videos, tmp_path_factory) -> Path:
+    """The two good videos and one file of random bytes named .mp4."""
+    src = tmp_path_factory.mktemp("mixed")
+    for video in sorted(videos.glob("*.mp4")):
+        (src / video.name).write_bytes(video.read_bytes())
+    (src / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    return src
+
+
+def test_an_unreadable_video_is_reported_and_the_rest_extracted(mixed, tmp_path, capsys):
+    dest = tmp_path / "out"
+    capsys.readouterr()
+    assert cli("data", "frames", str(mixed), str(dest)) == 1
+    out = capsys.readouterr()
+    [line] = out.err.strip().splitlines()
+    assert line.startswith(f"amst-bench: error: {mixed / 'broken.mp4'}: not a readable video (")
+    assert "6 frame(s) from 2 clip(s); 0 there already; 1 failed" in out.out
+    assert _kept(dest) == {"1001_DFA_ANG_XX": [0, 25, 50], "clip": [0, 29, 58]}
+    assert sorted(p.name for p in dest.iterdir()) == ["1001_DFA_ANG_XX", "clip"]  # nothing partial
+    assert cli("data", "frames", str(mixed), str(dest)) == 1  # a rerun skips the good ones
+    out = capsys.readouterr()
+    assert "0 frame(s) from 0 clip(s); 2 there already; 1 failed" in out.out
+    assert len(out.err.strip().splitlines()) == 1
+
+
+def test_workers_write_the_same_files_as_one_process(mixed, tmp_path, capsys):
+    assert cli("data", "frames", str(mixed), str(tmp_path / "one")) == 1
+    one = capsys.readouterr()
+    assert cli("data", "frames", str(mixed), str(tmp_path / "two"), "--workers", "2") == 1
+    two = capsys.readouterr()
+    assert two.err == one.err and two.out.rsplit(": ", 1)[1] == one.out.rsplit(": ", 1)[1]
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "two") == files(tmp_path / "one") != {}
 
 
 def test_without_pyav_it_says_which_extra(videos, tmp_path, capsys, monkeypatch):

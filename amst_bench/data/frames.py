@@ -11,16 +11,20 @@ a constant-rate file's r_frame_rate) and the stream's frame count, else duration
 Deviation: JPEGs are encoded by Pillow (quality 95, OpenCV's default) instead
 of OpenCV, so the kept frames are the same but their bytes differ. Each clip's folder is written
 into a temporary folder and renamed into place, so an interrupted extraction leaves no partial
-folder, and clips whose folder exists are skipped (a rerun resumes).
+folder, and clips whose folder exists are skipped (a rerun resumes). A video that cannot be
+extracted (unreadable, no video stream, too low a frame rate, no frame decoded) is recorded with its
+reason and the rest go on; with workers > 1 clips are extracted in that many processes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +56,7 @@ class Extracted:
     clips: int  # clips extracted now
     skipped: int  # clips whose folder existed already
     frames: int  # frames written now
+    failures: tuple[tuple[Path, str], ...] = ()  # (video, one-line reason), sorted by path
 
 
 def require_av() -> None:
@@ -116,27 +121,62 @@ def extract(
     per_second: int = 1,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> Extracted:
-    """Extract every video of `src` into `dest/<clip>/`; clips already there are kept."""
+    """Extract every video of `src` into `dest/<clip>/`; clips already there are kept, and a
+    video that fails is recorded in `failures` while the others go on."""
     if per_second < 1:
         raise UserError(f"--per-second: expected a positive integer, got {per_second}")
+    if workers < 1:
+        raise UserError(f"--workers: expected a positive integer, got {workers}")
     require_av()
     videos = find_videos(Path(src), extensions)
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"DEST {dest}: not a folder")
     dest.mkdir(parents=True, exist_ok=True)
-    clips = skipped = frames = 0
-    for i, video in enumerate(videos):
-        target = dest / clip_id(video)
-        if target.is_dir():
-            skipped += 1
-        else:
-            frames += _extract_clip(video, target, per_second)
-            clips += 1
-        if progress:
-            progress(i + 1, len(videos))
-    return Extracted(clips, skipped, frames)
+    todo = [(video, dest / clip_id(video)) for video in videos]
+    todo = [(video, target) for video, target in todo if not target.is_dir()]
+    skipped = len(videos) - len(todo)
+    done = skipped
+    if progress:
+        progress(done, len(videos))
+    results: list[tuple[Path, int, str | None]] = []
+    if workers == 1 or len(todo) <= 1:
+        for video, target in todo:
+            results.append((video, *_extract_one(video, target, per_second)))
+            done += 1
+            if progress:
+                progress(done, len(videos))
+    else:
+        # spawn: fresh interpreters, no locks inherited from the parent's threads (the progress bar)
+        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"))
+        try:
+            pending = {pool.submit(_extract_one, video, target, per_second): video for video, target in todo}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results.append((pending.pop(future), *future.result()))
+                    done += 1
+                    if progress:
+                        progress(done, len(videos))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+    failures = tuple(sorted((video, reason) for video, _, reason in results if reason is not None))
+    clips = sum(1 for _, _, reason in results if reason is None)
+    frames = sum(count for _, count, _ in results)
+    return Extracted(clips, skipped, frames, failures)
+
+
+def _extract_one(video: Path, target: Path, per_second: int) -> tuple[int, str | None]:
+    """(frames written, None), or (0, why) when the video cannot be extracted."""
+    try:
+        return _extract_clip(video, target, per_second), None
+    except UserError as exc:
+        reason = " ".join(str(exc).split())
+        return 0, reason.removeprefix(f"{video}: ")
 
 
 def _extract_clip(video: Path, target: Path, per_second: int) -> int:
