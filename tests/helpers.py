@@ -7,14 +7,16 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from amst_bench import registry
 from amst_bench.data.tensors import Batch, iterate_batches
 from amst_bench.options import build_config
 from amst_bench.protocol import get_profile
+from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
-from amst_bench.train.trainer import encoder_factory
+from amst_bench.train.trainer import Trainer, encoder_factory
 
 
 def small_protocol(**changes):
@@ -71,6 +73,16 @@ def cli(*args: str) -> int:
     return 0
 
 
+def error_line(capsys, *args: str) -> str:
+    """`amst-bench ARGS` in-process, expected to fail as a usage error (exit 2) with exactly one
+    line on stderr: that line."""
+    capsys.readouterr()
+    assert cli(*args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def smoke_run(tmp_path: Path, methods: str, dataset: str, *extra: str) -> list[dict]:
     """`amst-bench run` of `methods` on `dataset` for one epoch, seed 0, smoke profile, results
     and leaderboards under tmp_path; asserts success and returns the stored results."""
@@ -119,3 +131,14 @@ def comparable(result: dict, *extra: str):
     any `extra` fields, e.g. method_resolved)."""
     curves = {k: v for k, v in result["curves"].items() if k not in ("train_seconds", "epoch_seconds")}
     return curves, result["best_epoch"], result["test"], *(result[k] for k in extra)
+
+
+def whole_and_resumed(spec, bundle, tmp_path: Path, crash_epoch: int = 1) -> tuple[dict, dict]:
+    """`spec` run straight through (results under tmp_path/whole), and run again cut short at the
+    end of `crash_epoch` (CrashAt) then resumed (under tmp_path/resumed): (whole, resumed)."""
+    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    store = ResultStore(tmp_path / "resumed")
+    with pytest.raises(Crash):
+        Trainer(spec, bundle, store, reporter=CrashAt(crash_epoch)).run()
+    resumed = Trainer(spec, bundle, store).run()
+    return whole, resumed

@@ -17,10 +17,15 @@ from amst_bench.methods.agm import (
     response_scores,
 )
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    whole_and_resumed,
+)
 
 F = frozenset
 
@@ -190,9 +195,5 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     cls = registry.methods.get("agm")
     spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, PROTOCOL)
     bundle = load_bundle(protocol=PROTOCOL)
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(spec, bundle, store).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert comparable(resumed) == comparable(whole)

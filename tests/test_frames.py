@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from amst_bench.data.frames import FrameRule
-from tests.helpers import cli
+from tests.helpers import cli, error_line
 
 av = pytest.importorskip("av", reason="PyAV (extra [frames], in the test extra) is not installed")
 
@@ -99,19 +99,11 @@ def test_a_rerun_keeps_extracted_clips_and_fills_in_the_rest(videos, tmp_path, c
     assert _kept(dest) == {"1001_DFA_ANG_XX": [0, 25, 50], "clip": []}
 
 
-def _error(capsys, *args: str) -> str:
-    capsys.readouterr()
-    assert cli(*args) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def test_bad_sources_are_one_line_and_leave_no_partial_folder(videos, tmp_path, capsys):
-    assert _error(capsys, "data", "frames", str(tmp_path / "nope"), str(tmp_path / "out")) == (
+    assert error_line(capsys, "data", "frames", str(tmp_path / "nope"), str(tmp_path / "out")) == (
         f"amst-bench: error: SRC {tmp_path / 'nope'}: not a folder of videos"
     )
-    line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--ext", ".flv")
+    line = error_line(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--ext", ".flv")
     assert line == f"amst-bench: error: SRC {videos}: no video files (.flv)"
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -121,9 +113,9 @@ def test_bad_sources_are_one_line_and_leave_no_partial_folder(videos, tmp_path, 
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"amst-bench: error: {broken / 'bad.mp4'}: not a readable video")
     assert list((tmp_path / "out").iterdir()) == []  # no half-written clip folder
-    line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--per-second", "0")
+    line = error_line(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--per-second", "0")
     assert line == "amst-bench: error: --per-second: expected a positive integer, got 0"
-    line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--workers", "0")
+    line = error_line(capsys, "data", "frames", str(videos), str(tmp_path / "out"), "--workers", "0")
     assert line == "amst-bench: error: --workers: expected a positive integer, got 0"
 
 
@@ -173,5 +165,5 @@ def test_without_pyav_it_says_which_extra(videos, tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
     )
-    line = _error(capsys, "data", "frames", str(videos), str(tmp_path / "out"))
+    line = error_line(capsys, "data", "frames", str(videos), str(tmp_path / "out"))
     assert line == "amst-bench: error: data frames: PyAV is not installed; install amst-bench[frames]"

@@ -10,13 +10,10 @@ from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.methods.gblending import LossPoint, blend_weights
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer, encoder_factory
+from amst_bench.train.trainer import encoder_factory
 from tests.helpers import (
-    Crash,
-    CrashAt,
     changed,
     cli,
     comparable,
@@ -25,6 +22,7 @@ from tests.helpers import (
     make_method,
     small_protocol,
     snapshot,
+    whole_and_resumed,
 )
 
 
@@ -135,10 +133,6 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     config = build_config(cls, {"super_epoch": "2", "holdout": "0.8"})  # resumed epoch 1: stored weights
     spec = RunSpec(cls, config, "synthetic", 0, small_protocol(epochs=2))
     bundle = load_bundle()
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [0]
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(spec, bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")

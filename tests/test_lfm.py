@@ -11,10 +11,15 @@ from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.lfm import alignment, fitted_weights, lfm_losses
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    whole_and_resumed,
+)
 
 
 def _kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,11 +118,7 @@ def test_learnable_resumed_run_equals_an_uninterrupted_one(tmp_path):
     spec = RunSpec(cls, build_config(cls, {"schedule": "learnable", "lr_alpha": "10"}), "synthetic", 0,
                    PROTOCOL)
     bundle = load_bundle(protocol=PROTOCOL)
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     history = whole["method_resolved"]["alpha_history"]
     assert [h["epoch"] for h in history] == [0, 1]
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(spec, bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")

@@ -16,14 +16,13 @@ from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
 from tests.helpers import (
-    Crash,
-    CrashAt,
     comparable,
     first_batch,
     load_bundle,
     make_method,
     small_protocol,
     smoke_run,
+    whole_and_resumed,
 )
 
 LR = 1e-3  # the protocol's rate
@@ -215,12 +214,8 @@ def test_two_epoch_trainer_run_records_what_was_slowed(tmp_path, dataset):
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     bundle = load_bundle()
     spec = _spec("synthetic", 4, tau=0.0)  # τ = 0: a modality is slowed almost every epoch
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=1)  # checkpoint of epoch 0 kept
     assert any(h["slowed"] for h in whole["method_resolved"]["history"][:2])
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(1)).run()  # checkpoint of epoch 0 kept
-    resumed = Trainer(spec, bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")
 
 

@@ -11,10 +11,15 @@ from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.mmpareto import integrate, min_norm_weight, pareto_weights
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    whole_and_resumed,
+)
 
 
 def test_conflict_takes_the_min_norm_point():
@@ -111,10 +116,6 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     cls = registry.methods.get("mmpareto")
     spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=2))
     bundle = load_bundle()
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [0, 1]
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(spec, bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")

@@ -12,11 +12,17 @@ from amst_bench.data.tensors import iterate_batches, num_batches
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.methods.pmr import prototype_batch_count, prototype_logits
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer, encoder_factory
-from tests.helpers import Crash, CrashAt, first_batch, load_bundle, make_method, small_protocol, snapshot
+from amst_bench.train.trainer import encoder_factory
+from tests.helpers import (
+    first_batch,
+    load_bundle,
+    make_method,
+    small_protocol,
+    snapshot,
+    whole_and_resumed,
+)
 
 
 def _on(dataset_name: str, **options):
@@ -277,12 +283,8 @@ def _spec():
 
 def test_trainer_runs_and_resumes_with_the_same_prototypes(tmp_path):
     bundle = load_bundle(protocol=_spec().protocol)
-    whole = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
+    whole, resumed = whole_and_resumed(_spec(), bundle, tmp_path)
     assert whole["method_resolved"]["alpha"] == 1.0
     assert all(torch.isfinite(torch.tensor(whole["curves"]["train_loss"])))
-    store = ResultStore(tmp_path / "b")
-    with pytest.raises(Crash):
-        Trainer(_spec(), bundle, store, reporter=CrashAt()).run()
-    resumed = Trainer(_spec(), bundle, store).run()
     for key in ("train_loss", "val_acc", "test_acc"):
         assert resumed["curves"][key] == whole["curves"][key]

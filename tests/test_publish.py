@@ -13,7 +13,7 @@ from amst_bench.protocol import stable_hash
 from amst_bench.report.leaderboard import build_leaderboards
 from amst_bench.report.publish import method_version
 from amst_bench.report.results import ResultStore, RunResult
-from tests.helpers import cli
+from tests.helpers import cli, error_line
 from tests.result_factory import result_payload
 
 
@@ -31,14 +31,6 @@ def run(variant="naive", seed=0, *, label="smoke", package="0.1.0", version=1, a
 
 def files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*")) if p.is_file()}
-
-
-def error_line(capsys, *args: str) -> str:
-    capsys.readouterr()
-    assert cli(*args) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.fixture

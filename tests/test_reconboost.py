@@ -12,12 +12,8 @@ from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.reconboost import boosting_loss, stage_and_phase
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
 from tests.helpers import (
-    Crash,
-    CrashAt,
     changed,
     comparable,
     first_batch,
@@ -25,6 +21,7 @@ from tests.helpers import (
     make_method,
     small_protocol,
     snapshot,
+    whole_and_resumed,
 )
 
 
@@ -138,11 +135,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     config = build_config(cls, {"epochs_per_stage": "1", "correct_epoch": "1"})
     spec = RunSpec(cls, config, "synthetic", 0, small_protocol(epochs=3))
     bundle = load_bundle()
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path)
     assert whole["curves"]["trained_modalities"] == [["audio"], ["audio"], ["visual"]]
     assert whole["method_resolved"]["ensemble"] == ["audio", "visual"]
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(1)).run()
-    resumed = Trainer(spec, bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")

@@ -11,10 +11,14 @@ import torch
 from amst_bench import registry
 from amst_bench.methods.relearning import feature_purity, purity_score, reinit_weight
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    comparable,
+    load_bundle,
+    make_method,
+    small_protocol,
+    whole_and_resumed,
+)
 
 
 def test_purity_is_the_majority_label_share_per_cluster():
@@ -97,10 +101,6 @@ def _spec():
 
 def test_resumed_run_reinitialises_to_the_same_initial_parameters(tmp_path):
     bundle = load_bundle(protocol=_spec().protocol)
-    whole = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
+    whole, resumed = whole_and_resumed(_spec(), bundle, tmp_path)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [1]
-    store = ResultStore(tmp_path / "b")
-    with pytest.raises(Crash):
-        Trainer(_spec(), bundle, store, reporter=CrashAt(1)).run()
-    resumed = Trainer(_spec(), bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")

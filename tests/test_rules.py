@@ -20,8 +20,6 @@ from amst_bench.train.models import Probes, build_encoder, build_head
 from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
 from tests.helpers import (
-    Crash,
-    CrashAt,
     changed,
     comparable,
     first_batch,
@@ -29,6 +27,7 @@ from tests.helpers import (
     make_method,
     small_protocol,
     snapshot,
+    whole_and_resumed,
 )
 from tests.test_faithfulness import scripted_spec
 
@@ -127,11 +126,7 @@ def test_resumed_ogm_ge_run_draws_the_same_noise_as_an_uninterrupted_one(tmp_pat
     bundle = load_bundle()
     cls = registry.methods.get("ogm-ge")
     spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=4))
-    whole = Trainer(spec, bundle, ResultStore(tmp_path / "whole")).run()
-    store = ResultStore(tmp_path / "resumed")
-    with pytest.raises(Crash):
-        Trainer(spec, bundle, store, reporter=CrashAt(1)).run()
-    resumed = Trainer(spec, bundle, store).run()
+    whole, resumed = whole_and_resumed(spec, bundle, tmp_path)
     assert comparable(resumed) == comparable(whole)
     # and the noise matters: without it (plain OGM) the same run ends elsewhere
     plain = RunSpec(cls, build_config(cls, {"noise": "false"}), "synthetic", 0, small_protocol(epochs=4))

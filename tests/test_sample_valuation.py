@@ -16,18 +16,15 @@ from amst_bench.methods.sample_valuation import (
     shapley_contributions,
 )
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
 from tests.helpers import (
-    Crash,
-    CrashAt,
     cli,
     comparable,
     first_batch,
     load_bundle,
     make_method,
     small_protocol,
+    whole_and_resumed,
 )
 
 A, V, AV = frozenset({"audio"}), frozenset({"visual"}), frozenset({"audio", "visual"})
@@ -126,12 +123,8 @@ def _spec():
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     bundle = load_bundle(protocol=_spec().protocol)
-    whole = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
+    whole, resumed = whole_and_resumed(_spec(), bundle, tmp_path, crash_epoch=0)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [1]
-    store = ResultStore(tmp_path / "b")
-    with pytest.raises(Crash):
-        Trainer(_spec(), bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(_spec(), bundle, store).run()
     assert comparable(resumed, "method_resolved") == comparable(whole, "method_resolved")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from amst_bench.report.tracking import EpochRecord, FanOut
 from amst_bench.train.trainer import EpochReporter
-from tests.helpers import cli
+from tests.helpers import cli, error_line
 
 EPOCHS = 4
 
@@ -176,17 +176,9 @@ def test_fan_out_passes_every_call_on_in_order():
     ]
 
 
-def _error(capsys, *args: str) -> str:
-    capsys.readouterr()
-    assert cli(*args) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
 def test_wandb_without_wandb_is_one_line_before_anything_runs(tmp_path, capsys):
-    line = _error(
+    line = error_line(
         capsys,
         "run",
         "--methods",
@@ -206,7 +198,7 @@ def test_tensorboard_without_tensorboard_is_one_line(tmp_path, capsys, monkeypat
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a)
     )
-    line = _error(
+    line = error_line(
         capsys, "ablation", "--profile", "smoke", "--results-dir", str(tmp_path / "r"), "--tensorboard"
     )
     assert (

@@ -11,18 +11,15 @@ from amst_bench import registry
 from amst_bench.errors import UserError
 from amst_bench.methods.umt import feature_distillation
 from amst_bench.options import build_config
-from amst_bench.report.results import ResultStore
 from amst_bench.train.runspec import RunSpec
-from amst_bench.train.trainer import Trainer
 from tests.helpers import (
-    Crash,
-    CrashAt,
     cli,
     comparable,
     first_batch,
     load_bundle,
     make_method,
     small_protocol,
+    whole_and_resumed,
 )
 
 
@@ -100,12 +97,8 @@ def _spec():
 
 def test_resumed_run_keeps_its_teachers_and_equals_an_uninterrupted_one(tmp_path):
     bundle = load_bundle(protocol=_spec().protocol)
-    whole = Trainer(_spec(), bundle, ResultStore(tmp_path / "a")).run()
+    whole, resumed = whole_and_resumed(_spec(), bundle, tmp_path, crash_epoch=0)
     assert whole["method_resolved"]["teacher_epochs"] == 1
-    store = ResultStore(tmp_path / "b")
-    with pytest.raises(Crash):
-        Trainer(_spec(), bundle, store, reporter=CrashAt(0)).run()
-    resumed = Trainer(_spec(), bundle, store).run()
     assert comparable(resumed) == comparable(whole)
     teachers = {m: {k: v for k, v in r.items() if k != "seconds"}
                 for m, r in resumed["method_resolved"]["teachers"].items()}
