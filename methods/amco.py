@@ -47,10 +47,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amst_bench.errors import UnsupportedDataset, UserError
+from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import option
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead, Prediction, StepOutput
+from amst_bench.train.method import EncodersAndHead, Prediction, StepOutput, check_modulation_window
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,7 @@ class AMCo(EncodersAndHead):
 
     def __init__(self, config: AMCoConfig, ctx):
         super().__init__(config, ctx)
-        if config.modulation_ends < config.modulation_starts:
-            raise UserError(
-                f"amco.modulation_ends ({config.modulation_ends}) is before amco.modulation_starts "
-                f"({config.modulation_starts})")
+        check_modulation_window("amco", config.modulation_starts, config.modulation_ends)
         self.l_t = 0.0
         self.dependent = {m: False for m in self.modalities}
 

@@ -60,7 +60,7 @@ from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.options import option
 from amst_bench.registry import register_method
 from amst_bench.train.method import EncodersAndHead, StepOutput
-from amst_bench.train.models import official_init
+from amst_bench.train.models import unimodal_heads
 
 FUSED = "fused"
 MODES = ("online", "offline")
@@ -131,10 +131,7 @@ class GradientBlending(EncodersAndHead):
 
     def build_model(self) -> nn.ModuleDict:
         model = super().build_model()
-        unimodal = nn.ModuleDict({m: nn.Linear(self.embedding_dim, self.ctx.num_classes)
-                                  for m in self.modalities})
-        unimodal.apply(official_init)
-        model["unimodal"] = unimodal
+        model["unimodal"] = unimodal_heads(self.modalities, self.embedding_dim, self.ctx.num_classes)
         return model
 
     # ------------------------------------------------------------------ heads

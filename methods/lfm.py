@@ -64,7 +64,7 @@ from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import option
 from amst_bench.registry import register_method
 from amst_bench.train.method import EncodersAndHead, Prediction, StepOutput
-from amst_bench.train.models import official_init
+from amst_bench.train.models import unimodal_heads
 
 # Crema_epoch.py `getAlpha_Learnable_Fitted`: the classification weight; alignment = 1 − it.
 FITTED_CLS = (2.04623704e-01, 3.35472727e-03, 1.22989557e-04, -2.92947416e-06, 2.23835486e-08,
@@ -124,8 +124,7 @@ class LFM(EncodersAndHead):
 
     def build_model(self) -> nn.ModuleDict:
         dim, classes = self.embedding_dim, self.ctx.num_classes
-        heads = nn.ModuleDict({m: nn.Linear(dim, classes) for m in self.modalities})
-        heads.apply(official_init)
+        heads = unimodal_heads(self.modalities, dim, classes)
         return nn.ModuleDict({"encoders": self.encoders(), "head": heads})
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from amst_bench.errors import UnsupportedDataset, UserError
+from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import option
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead
+from amst_bench.train.method import EncodersAndHead, check_modulation_window
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,7 @@ class MBSD(EncodersAndHead):
 
     def __init__(self, config: MBSDConfig, ctx):
         super().__init__(config, ctx)
-        if config.modulation_ends < config.modulation_starts:
-            raise UserError(
-                f"mbsd.modulation_ends ({config.modulation_ends}) is before mbsd.modulation_starts "
-                f"({config.modulation_starts})")
+        check_modulation_window("mbsd", config.modulation_starts, config.modulation_ends)
 
     def check_supported(self, modalities: tuple[str, ...]) -> None:
         if len(modalities) < 2:

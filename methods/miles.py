@@ -54,7 +54,7 @@ from amst_bench.registry import register_method
 from amst_bench.report.balance import conditional_utilisation, majority_rate, subset_values
 from amst_bench.report.metrics import Evaluation
 from amst_bench.train.method import EncodersAndHead
-from amst_bench.train.models import build_head, official_init
+from amst_bench.train.models import build_head, unimodal_heads
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ class MILES(EncodersAndHead):
 
     def build_model(self) -> nn.ModuleDict:
         dim, classes = self.embedding_dim, self.ctx.num_classes
-        unimodal = nn.ModuleDict({m: nn.Linear(dim, classes) for m in self.modalities})
-        unimodal.apply(official_init)
+        unimodal = unimodal_heads(self.modalities, dim, classes)
         return nn.ModuleDict({
             "encoders": self.encoders(),
             "head": build_head(self.config.fusion, self.modalities, dim, classes),

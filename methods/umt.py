@@ -57,10 +57,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amst_bench.errors import UnsupportedDataset, UserError
+from amst_bench.errors import UnsupportedDataset
 from amst_bench.options import option
 from amst_bench.registry import register_method
-from amst_bench.train.method import EncodersAndHead
+from amst_bench.train.method import EncodersAndHead, check_modulation_window
 from amst_bench.train.models import build_head
 
 
@@ -96,10 +96,7 @@ class UMT(EncodersAndHead):
         self.teachers_trained = False
         self.teacher_record: dict[str, dict[str, Any]] = {}
         super().__init__(config, ctx)
-        if config.modulation_ends < config.modulation_starts:
-            raise UserError(
-                f"umt.modulation_ends ({config.modulation_ends}) is before umt.modulation_starts "
-                f"({config.modulation_starts})")
+        check_modulation_window("umt", config.modulation_starts, config.modulation_ends)
 
     def check_supported(self, modalities: tuple[str, ...]) -> None:
         if len(modalities) < 2:

@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from amst_bench.data.tensors import Batch, DatasetBundle, TensorSplit, iterate_batches
+from amst_bench.errors import UserError
 from amst_bench.protocol import Protocol
 from amst_bench.report.metrics import Evaluation
 from amst_bench.train.models import build_head
@@ -342,3 +343,11 @@ def fuse_parts(parts: dict[str, torch.Tensor], modalities: frozenset[str], head_
     (in the parts' order, as the heads stack them)."""
     stacked = torch.stack([z for m, z in parts.items() if m in modalities])
     return stacked.mean(0) if head_kind == "msum" else stacked.sum(0)
+
+
+def check_modulation_window(method: str, starts: int, ends: int) -> None:
+    """A UserError when `method`'s modulation window (its modulation_starts / modulation_ends
+    options) ends before it starts."""
+    if ends < starts:
+        raise UserError(
+            f"{method}.modulation_ends ({ends}) is before {method}.modulation_starts ({starts})")

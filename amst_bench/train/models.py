@@ -32,6 +32,13 @@ def official_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def unimodal_heads(modalities, dim: int, classes: int) -> nn.ModuleDict:
+    """One linear head (dim → classes) per modality, in the order given, with `official_init`."""
+    heads = nn.ModuleDict({m: nn.Linear(dim, classes) for m in modalities})
+    heads.apply(official_init)
+    return heads
+
+
 # ----------------------------------------------------------------------------- encoders
 
 
