@@ -16,12 +16,22 @@ from amst_bench.options import build_config
 from amst_bench.protocol import get_profile
 from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
+from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer, encoder_factory
 
 
 def small_protocol(**changes):
     base = dataclasses.replace(get_profile("smoke"), synthetic_samples=240, epochs=3, seeds=(0,))
     return dataclasses.replace(base, **changes)
+
+
+def run_spec(method: str, options: dict | None = None, dataset: str = "synthetic", seed: int = 0,
+             protocol=None, **changes) -> RunSpec:
+    """A RunSpec of `method` with `options` (as CLI strings would give them) on `dataset`, under
+    `protocol` or else small_protocol(**changes)."""
+    cls = registry.methods.get(method)
+    return RunSpec(cls, build_config(cls, dict(options or {})), dataset, seed,
+                   small_protocol(**changes) if protocol is None else protocol)
 
 
 def load_bundle(name: str = "synthetic", protocol=None):

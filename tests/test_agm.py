@@ -16,13 +16,12 @@ from amst_bench.methods.agm import (
     proper_subsets,
     response_scores,
 )
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     comparable,
     first_batch,
     load_bundle,
     make_method,
+    run_spec,
     small_protocol,
     whole_and_resumed,
 )
@@ -192,8 +191,7 @@ PROTOCOL = small_protocol(epochs=2, synthetic_samples=120)  # a short run: resum
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("agm")
-    spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, PROTOCOL)
+    spec = run_spec("agm", protocol=PROTOCOL)
     bundle = load_bundle(protocol=PROTOCOL)
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert comparable(resumed) == comparable(whole)

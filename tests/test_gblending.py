@@ -11,7 +11,6 @@ from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.methods.gblending import LossPoint, blend_weights
 from amst_bench.options import build_config
 from amst_bench.train.method import MethodContext
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import encoder_factory
 from tests.helpers import (
     changed,
@@ -20,6 +19,7 @@ from tests.helpers import (
     first_batch,
     load_bundle,
     make_method,
+    run_spec,
     small_protocol,
     snapshot,
     whole_and_resumed,
@@ -129,9 +129,8 @@ def test_bad_holdout_is_one_line_and_writes_nothing(tmp_path, capsys):
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("gblending")
-    config = build_config(cls, {"super_epoch": "2", "holdout": "0.8"})  # resumed epoch 1: stored weights
-    spec = RunSpec(cls, config, "synthetic", 0, small_protocol(epochs=2))
+    # resumed epoch 1: stored weights
+    spec = run_spec("gblending", {"super_epoch": "2", "holdout": "0.8"}, epochs=2)
     bundle = load_bundle()
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [0]

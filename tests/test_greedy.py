@@ -13,15 +13,13 @@ import torch.nn as nn
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.greedy import MMTM, Curation, StagedEncoder, TrainLossPlateau, speed_ratio
-from amst_bench.options import build_config
 from amst_bench.train.models import build_encoder
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     whole_and_resumed,
 )
 
@@ -158,9 +156,7 @@ def test_original_preset_and_a_rebalancing_training_step():
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("greedy")
-    config = build_config(cls, {"starting_epoch": "0", "epsilon": "0"})
-    spec = RunSpec(cls, config, "synthetic", 0, small_protocol(epochs=2))
+    spec = run_spec("greedy", {"starting_epoch": "0", "epsilon": "0"}, epochs=2)
     bundle = load_bundle()
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert any(v > 0 for h in whole["method_resolved"]["history"] for v in h["rebalancing_share"].values())

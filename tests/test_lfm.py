@@ -10,13 +10,12 @@ import torch.nn.functional as F
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.lfm import alignment, fitted_weights, lfm_losses
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     comparable,
     first_batch,
     load_bundle,
     make_method,
+    run_spec,
     small_protocol,
     whole_and_resumed,
 )
@@ -114,9 +113,7 @@ PROTOCOL = small_protocol(epochs=2, synthetic_samples=120)  # a short run: resum
 
 
 def test_learnable_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("lfm")
-    spec = RunSpec(cls, build_config(cls, {"schedule": "learnable", "lr_alpha": "10"}), "synthetic", 0,
-                   PROTOCOL)
+    spec = run_spec("lfm", {"schedule": "learnable", "lr_alpha": "10"}, protocol=PROTOCOL)
     bundle = load_bundle(protocol=PROTOCOL)
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     history = whole["method_resolved"]["alpha_history"]

@@ -10,17 +10,15 @@ import torch.nn.functional as F
 import amst_bench.methods.miles  # noqa: F401
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.options import build_config
 from amst_bench.report.metrics import Evaluation
 from amst_bench.report.results import ResultStore
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
 from tests.helpers import (
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     smoke_run,
     whole_and_resumed,
 )
@@ -191,9 +189,7 @@ def test_gamma_zero_removes_the_unimodal_losses():
 
 
 def _spec(dataset: str, epochs: int, **options):
-    cls = registry.methods.get("miles")
-    config = build_config(cls, {k: str(v) for k, v in options.items()})
-    return RunSpec(cls, config, dataset, 0, small_protocol(epochs=epochs))
+    return run_spec("miles", {k: str(v) for k, v in options.items()}, dataset, epochs=epochs)
 
 
 @pytest.mark.parametrize("dataset", ["synthetic", "synthetic-avt"])

@@ -10,14 +10,12 @@ import torch.nn.functional as F
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.mmpareto import integrate, min_norm_weight, pareto_weights
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     whole_and_resumed,
 )
 
@@ -113,8 +111,7 @@ def test_needs_two_modalities_and_original_preset_schedule():
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("mmpareto")
-    spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=2))
+    spec = run_spec("mmpareto", epochs=2)
     bundle = load_bundle()
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path, crash_epoch=0)
     assert [h["epoch"] for h in whole["method_resolved"]["history"]] == [0, 1]

@@ -19,9 +19,8 @@ from amst_bench.methods.ogm_ge import (  # importing registers "ogm-ge"
 from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
 from amst_bench.train.method import MethodContext
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer, encoder_factory
-from tests.helpers import first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import first_batch, load_bundle, make_method, run_spec, small_protocol
 
 # ---------------------------------------------------------------------- the formula on a hand-built batch
 
@@ -228,8 +227,7 @@ def test_prediction_is_fused_logits_with_head_parts():
 
 @pytest.mark.parametrize("options", [{}, {"preset": "original"}])
 def test_two_epoch_trainer_run(tmp_path, options):
-    cls = registry.methods.get("ogm-ge")
-    spec = RunSpec(cls, build_config(cls, options), "synthetic", 0, small_protocol(epochs=2))
+    spec = run_spec("ogm-ge", options, epochs=2)
     result = Trainer(spec, load_bundle(), ResultStore(tmp_path)).run()
     curves = result["curves"]
     assert curves["epoch"] == [0, 1] and all(math.isfinite(x) for x in curves["train_loss"])

@@ -13,12 +13,12 @@ from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.methods.pmr import prototype_batch_count, prototype_logits
 from amst_bench.options import build_config
 from amst_bench.train.method import MethodContext
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import encoder_factory
 from tests.helpers import (
     first_batch,
     load_bundle,
     make_method,
+    run_spec,
     small_protocol,
     snapshot,
     whole_and_resumed,
@@ -274,9 +274,7 @@ def test_prediction_is_the_fused_lsum_logits():
 
 
 def _spec():
-    cls = registry.methods.get("pmr")
-    protocol = small_protocol(epochs=2, synthetic_samples=160)
-    return RunSpec(cls, build_config(cls, {}), "synthetic", 0, protocol)
+    return run_spec("pmr", epochs=2, synthetic_samples=160)
 
 
 

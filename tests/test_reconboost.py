@@ -11,15 +11,13 @@ import torch
 from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.reconboost import boosting_loss, stage_and_phase
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     changed,
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     snapshot,
     whole_and_resumed,
 )
@@ -131,9 +129,7 @@ def test_original_preset_optimiser_and_stage_decay():
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    cls = registry.methods.get("reconboost")
-    config = build_config(cls, {"epochs_per_stage": "1", "correct_epoch": "1"})
-    spec = RunSpec(cls, config, "synthetic", 0, small_protocol(epochs=3))
+    spec = run_spec("reconboost", {"epochs_per_stage": "1", "correct_epoch": "1"}, epochs=3)
     bundle = load_bundle()
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path)
     assert whole["curves"]["trained_modalities"] == [["audio"], ["audio"], ["visual"]]

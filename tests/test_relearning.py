@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from amst_bench import registry
 from amst_bench.methods.relearning import feature_purity, purity_score, reinit_weight
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     comparable,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     whole_and_resumed,
 )
 
@@ -94,9 +91,7 @@ def test_three_modalities_have_one_weight_each():
 
 
 def _spec():
-    cls = registry.methods.get("relearning")
-    protocol = small_protocol(epochs=3, synthetic_samples=120)
-    return RunSpec(cls, build_config(cls, {"reinit_epoch": "1"}), "synthetic", 0, protocol)
+    return run_spec("relearning", {"reinit_epoch": "1"}, epochs=3, synthetic_samples=120)
 
 
 def test_resumed_run_reinitialises_to_the_same_initial_parameters(tmp_path):

@@ -25,6 +25,7 @@ from tests.helpers import (
     first_batch,
     load_bundle,
     make_method,
+    run_spec,
     small_protocol,
     snapshot,
     whole_and_resumed,
@@ -124,12 +125,11 @@ def test_seed_everything_same_seed_same_weights_other_seed_other_weights():
 def test_resumed_ogm_ge_run_draws_the_same_noise_as_an_uninterrupted_one(tmp_path):
     """OGM-GE's gradient noise comes from the global torch RNG: a checkpoint must carry its state."""
     bundle = load_bundle()
-    cls = registry.methods.get("ogm-ge")
-    spec = RunSpec(cls, build_config(cls, {}), "synthetic", 0, small_protocol(epochs=4))
+    spec = run_spec("ogm-ge", epochs=4)
     whole, resumed = whole_and_resumed(spec, bundle, tmp_path)
     assert comparable(resumed) == comparable(whole)
     # and the noise matters: without it (plain OGM) the same run ends elsewhere
-    plain = RunSpec(cls, build_config(cls, {"noise": "false"}), "synthetic", 0, small_protocol(epochs=4))
+    plain = run_spec("ogm-ge", {"noise": "false"}, epochs=4)
     assert comparable(Trainer(plain, bundle, ResultStore(tmp_path / "plain")).run()) != comparable(whole)
 
 

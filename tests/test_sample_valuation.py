@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
 from amst_bench.methods.sample_valuation import (
     KEEP_KEY,
@@ -15,15 +14,13 @@ from amst_bench.methods.sample_valuation import (
     resample_plan,
     shapley_contributions,
 )
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     cli,
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     whole_and_resumed,
 )
 
@@ -116,9 +113,7 @@ def test_three_modalities_resample_and_train():
 
 
 def _spec():
-    cls = registry.methods.get("sample-valuation")
-    protocol = small_protocol(epochs=2, synthetic_samples=120)
-    return RunSpec(cls, build_config(cls, {"warmup": "1"}), "synthetic", 0, protocol)
+    return run_spec("sample-valuation", {"warmup": "1"}, epochs=2, synthetic_samples=120)
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 import amst_bench.methods.shapley_alt  # noqa: F401
-from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset, UserError
 from amst_bench.methods.shapley_alt import ShapleyAlt, table_from_evaluation, weakest_first
 from amst_bench.options import build_config
@@ -20,9 +19,16 @@ from amst_bench.report.balance import shapley_values, subsets
 from amst_bench.report.results import ResultStore
 from amst_bench.train.method import Prediction
 from amst_bench.train.models import Probes
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, first_batch, load_bundle, make_method, small_protocol
+from tests.helpers import (
+    Crash,
+    CrashAt,
+    comparable,
+    first_batch,
+    load_bundle,
+    make_method,
+    run_spec,
+)
 
 # Per modality: the fraction of validation samples its hand-set logits get right, and the weight of
 # its one-hot logits. Weights 4 > 2 + 1, so the mean over any subset S predicts what the heaviest
@@ -263,9 +269,7 @@ def test_extra_state_round_trip():
 
 
 def _spec(dataset="synthetic", epochs=3, **options):
-    cls = registry.methods.get("shapley-alt")
-    protocol = small_protocol(epochs=epochs, synthetic_samples=160)
-    return RunSpec(cls, build_config(cls, options), dataset, 0, protocol)
+    return run_spec("shapley-alt", options, dataset, epochs=epochs, synthetic_samples=160)
 
 
 

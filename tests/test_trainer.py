@@ -6,18 +6,14 @@ import math
 
 import pytest
 
-from amst_bench import registry
 from amst_bench.errors import UnsupportedDataset
-from amst_bench.options import build_config
 from amst_bench.report.results import ResultStore
-from amst_bench.train.runspec import RunSpec
 from amst_bench.train.trainer import Trainer
-from tests.helpers import Crash, CrashAt, comparable, load_bundle, small_protocol
+from tests.helpers import Crash, CrashAt, comparable, load_bundle, run_spec
 
 
 def _spec(method="amst-alt", seed=0, epochs=3, **options):
-    cls = registry.methods.get(method)
-    return RunSpec(cls, build_config(cls, options), "synthetic", seed, small_protocol(epochs=epochs))
+    return run_spec(method, options, seed=seed, epochs=epochs)
 
 
 

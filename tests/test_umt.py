@@ -7,18 +7,15 @@ import re
 import pytest
 import torch
 
-from amst_bench import registry
 from amst_bench.errors import UserError
 from amst_bench.methods.umt import feature_distillation
-from amst_bench.options import build_config
-from amst_bench.train.runspec import RunSpec
 from tests.helpers import (
     cli,
     comparable,
     first_batch,
     load_bundle,
     make_method,
-    small_protocol,
+    run_spec,
     whole_and_resumed,
 )
 
@@ -90,9 +87,7 @@ def test_bad_window_is_one_line(tmp_path, capsys):
 
 
 def _spec():
-    cls = registry.methods.get("umt")
-    protocol = small_protocol(epochs=2, synthetic_samples=120)
-    return RunSpec(cls, build_config(cls, {"teacher_epochs": "1"}), "synthetic", 0, protocol)
+    return run_spec("umt", {"teacher_epochs": "1"}, epochs=2, synthetic_samples=120)
 
 
 def test_resumed_run_keeps_its_teachers_and_equals_an_uninterrupted_one(tmp_path):
