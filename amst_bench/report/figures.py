@@ -350,7 +350,8 @@ def _draw_speed(mfig, fig: Figure) -> None:
     by_variant: dict[str, list[RunResult]] = defaultdict(list)
     for r in fig.runs:
         by_variant[r.variant].append(r)
-    mfig.set_size_inches(7.5, 4.2)
+    columns = 1 if len(by_variant) <= 18 else 2  # a long legend (30 methods) in two columns
+    mfig.set_size_inches(7.5 + 2.2 * (columns - 1), max(4.2, 0.45 + 0.13 * -(-len(by_variant) // columns)))
     ax = mfig.add_subplot()
     on_cpu = any(r.device.is_cpu for r in fig.runs)
     palette = matplotlib.colormaps["tab20"].colors
@@ -360,13 +361,14 @@ def _draw_speed(mfig, fig: Figure) -> None:
         y, ye = mean_se([100 * r.test.accuracy for r in runs])
         ax.errorbar([x], [y], xerr=[xe or 0.0], yerr=[ye or 0.0], fmt=MARKERS[i // 20 % len(MARKERS)],
                     color=palette[i % 20], ms=5, lw=0.8, capsize=2, label=f"{variant} (n={len(runs)})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6, frameon=False, ncols=columns)
     ax.set_xlabel("seconds per epoch (whole epoch, mean ± SE over seeds)")
     ax.set_ylabel("test accuracy (%, mean ± SE over seeds)")
     ax.grid(alpha=0.3, lw=0.5)
     note = " — CPU: timings not comparable" if on_cpu else ""
     ax.set_title(f"Accuracy vs training cost: {fig.dataset} [{fig.protocol}]{note}")
-    mfig.subplots_adjust(left=0.08, right=0.68, bottom=0.12, top=0.92)
+    mfig.subplots_adjust(left=0.08 if columns == 1 else 0.065, right=0.68 if columns == 1 else 0.53,
+                         bottom=0.12, top=0.92)
 
 
 DRAW = {"curves": _draw_curves, "entropy": _draw_entropy, "speed": _draw_speed}
