@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# Several real processes each (the marker's definition): run by .ci/run after the quick suite,
+# and by `pytest -m integration` / `nox -s integration`.
+pytestmark = pytest.mark.integration
+
 GRID = ["--methods", "ogm-ge", "--datasets", "synthetic", "--profile", "smoke", "--set", "epochs=4",
         "--set", "synthetic_samples=240"]
 
