@@ -466,9 +466,10 @@ def bench(
     pending = ResultStore(opts.results)
     pending.ensure_writable()
     to_train = {s.run_id for s in specs if opts.force or not pending.has_result(s.run_id)}
-    before = _floors(_floor_groups(specs, to_train), locations)  # the floor brackets the runs: before…
+    floor_data: dict = {}  # protocol -> DatasetCache: the floor's before and after load each dataset once
+    before = _floors(_floor_groups(specs, to_train), locations, floor_data)  # the floor brackets the runs…
     store, outcome = _execute(specs, opts, methods.strip() != "all", locations)
-    _record_floors(specs, outcome, store, locations, before)  # …and after them
+    _record_floors(specs, outcome, store, locations, before, floor_data)  # …and after them
     _leaderboard(store, opts.boards, show=False)
     typer.echo((opts.boards / "timing.md").read_text())
 
@@ -508,17 +509,22 @@ def _floor_groups(specs, run_ids: set[str]) -> dict[tuple, list]:
     return groups
 
 
-def _floors(groups: dict[tuple, list], locations: DataLocations) -> dict[tuple, Any]:
-    """The compute floor (train/floor.py) of each (dataset, protocol) group, mean of up to 3 epochs."""
+def _floors(groups: dict[tuple, list], locations: DataLocations, caches: dict) -> dict[tuple, Any]:
+    """The compute floor (train/floor.py) of each (dataset, protocol) group, mean of up to 3 epochs;
+    datasets come from `caches` (protocol -> DatasetCache, filled on first use)."""
     from amst_bench.runner import DatasetCache
     from amst_bench.train.floor import measure_floor
 
-    return {(ref, protocol): measure_floor(DatasetCache(protocol, locations).get(ref), protocol,
-                                           epochs=min(protocol.epochs, 3))
+    def bundle(ref, protocol):
+        return caches.setdefault(protocol, DatasetCache(protocol, locations)).get(ref)
+
+    return {(ref, protocol): measure_floor(bundle(ref, protocol), protocol, epochs=min(protocol.epochs, 3))
             for ref, protocol in groups}
 
 
-def _record_floors(specs, outcome, store, locations: DataLocations, before: dict[tuple, Any]) -> None:
+def _record_floors(
+    specs, outcome, store, locations: DataLocations, before: dict[tuple, Any], caches: dict
+) -> None:
     """Measure the floor again after the runs and write the mean of both windows (so a machine whose
     speed drifts during the grid charges the drift to both sides) beside each result trained by this
     command (seconds_per_epoch.floor)."""
@@ -527,7 +533,7 @@ def _record_floors(specs, outcome, store, locations: DataLocations, before: dict
 
     results = {r["run_id"]: r for r in outcome.results}
     groups = _floor_groups(specs, set(results))
-    after = _floors(groups, locations)
+    after = _floors(groups, locations, caches)
     for key, members in groups.items():
         windows = [f.seconds_per_epoch for f in (before.get(key), after[key]) if f is not None]
         floor = sum(windows) / len(windows)
