@@ -94,7 +94,7 @@ PROFILES: dict[str, Protocol] = {
         synthetic_audio_shape=(16, 16),
         synthetic_image_size=16,
         image_size=32,
-        fbank_pool=4,
+        fbank_pool=8,
         device="cpu",
         cpu_threads=1,
     ),

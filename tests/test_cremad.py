@@ -36,7 +36,7 @@ def test_check_prepare_and_load(tmp_path):
     assert bundle.train.inputs["audio"].shape[1:] == (1024, 128)
     assert bundle.train.inputs["visual"].dtype == torch.uint8
     assert bundle.train.inputs["visual"].shape[1:] == (3, 3, 30, 40)  # 40×30 frames, as stored
-    assert bundle.input_shapes == {"audio": (1, 256, 32), "visual": (3, 3, 32, 32)}  # the smoke input budget
+    assert bundle.input_shapes == {"audio": (1, 128, 16), "visual": (3, 3, 32, 32)}  # the smoke input budget
 
 
 def test_changed_setting_makes_a_new_cache(tmp_path):
