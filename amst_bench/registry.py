@@ -35,6 +35,8 @@ class PluginSource:
     origin: str  # "built-in", or the distribution that declared the entry point
     attribute: str = ""  # an entry point naming a class (`module:Class`)
     description: str = ""  # read from the source where it is a plain string
+    # (attribute, value) for each plain-string assignment in the registered class's own body
+    strings: tuple[tuple[str, str], ...] = ()
 
 
 def declared_plugins(package: str, decorator: str) -> dict[str, PluginSource]:
@@ -49,12 +51,25 @@ def declared_plugins(package: str, decorator: str) -> dict[str, PluginSource]:
             if path.name.startswith("_"):
                 continue
             module = f"{package}.{path.stem}"
-            for name, description in _registrations(ast.parse(path.read_text()), decorator):
-                found[name] = PluginSource(module, BUILT_IN, description=description)
+            for name, strings in _registrations(ast.parse(path.read_text()), decorator):
+                found[name] = PluginSource(module, BUILT_IN, description=strings.get("description", ""),
+                                           strings=tuple(sorted(strings.items())))
     return found
 
 
-def _registrations(tree: ast.Module, decorator: str) -> list[tuple[str, str]]:
+def _class_strings(node: ast.ClassDef) -> dict[str, str]:
+    """The plain-string assignments of a class body (`x = "..."`, `x: T = "..."`)."""
+    out = {}
+    for stmt in node.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+            stmt, ast.AnnAssign) else []
+        value = getattr(stmt, "value", None)
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            out |= {t.id: value.value for t in targets if isinstance(t, ast.Name)}
+    return out
+
+
+def _registrations(tree: ast.Module, decorator: str) -> list[tuple[str, dict[str, str]]]:
     def registered_name(call: ast.AST) -> str | None:
         if isinstance(call, ast.Call) and getattr(call.func, "id", None) == decorator and call.args:
             arg = call.args[0]
@@ -62,27 +77,18 @@ def _registrations(tree: ast.Module, decorator: str) -> list[tuple[str, str]]:
                 return arg.value
         return None
 
-    descriptions: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            for stmt in node.body:
-                if (
-                    isinstance(stmt, ast.Assign)
-                    and any(getattr(t, "id", None) == "description" for t in stmt.targets)
-                    and isinstance(stmt.value, ast.Constant)
-                ):
-                    descriptions[node.name] = str(stmt.value.value)
+    strings = {node.name: _class_strings(node) for node in tree.body if isinstance(node, ast.ClassDef)}
     out = []
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             for dec in node.decorator_list:
                 if (name := registered_name(dec)) is not None:
-                    out.append((name, descriptions.get(node.name, "")))
+                    out.append((name, strings[node.name]))
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             call = node.value  # decorator("name")(Class)
             if (name := registered_name(call.func)) is not None:
                 cls = call.args[0].id if call.args and isinstance(call.args[0], ast.Name) else ""
-                out.append((name, descriptions.get(cls, "")))
+                out.append((name, strings.get(cls, {})))
     return out
 
 
@@ -149,6 +155,13 @@ class Registry:
         if source is not None and source.description:
             return source.description
         return getattr(self.get(name), "description", "")
+
+    def declared(self, name: str, attribute: str) -> str | None:
+        """A class attribute of a built-in as its registered class's own body sets it to a plain
+        string, read from the source (nothing imported); None where the source does not say (not
+        set in that body, not a plain string, an outside plugin, an unknown name)."""
+        source = self.sources().get(name)
+        return dict(source.strings).get(attribute) if source is not None else None
 
     def origin(self, name: str) -> str:
         source = self.sources().get(name)

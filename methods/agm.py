@@ -156,6 +156,7 @@ def agm_coefficients(scores: dict[str, float], running: dict[str, float], alpha:
 @register_method("agm")
 class AGM(EncodersAndHead):
     family = "gradient modulation"
+    extra_work_per_step = "an eval-mode forward and backward of every encoder for the Shapley subset values"
     description = "AGM: Shapley mono-modal responses, gradients scaled by exp(alpha*(optimal - ratio))"
     Config = AGMOptions
 

@@ -89,6 +89,8 @@ def dependent_modalities(parts: dict[str, torch.Tensor], sigma: float) -> dict[s
 @register_method("amco")
 class AMCo(EncodersAndHead):
     family = "feed-forward"
+    # a class mask and a C x C layer on the logits
+    extra_work_per_step = ""
     description = "AMCo (BalanceBenchmark): class mask on the dependent modality's logits, unimodal CEs"
     Config = AMCoConfig
     head_kind = "concat"

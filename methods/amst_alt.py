@@ -24,6 +24,7 @@ from amst_bench.train.updates import alternating_update
 @register_method("amst-alt")
 class AmstAlt(AmstOneModule):
     family = "alternating"
+    extra_work_per_step = "one loss, backward and optimiser step per trained modality"
     description = "AMST alternating module: per-modality losses, shared head, skip training"
     head_kind = "msum"
     update = staticmethod(alternating_update)

@@ -160,4 +160,6 @@ def _copy(estimate: Mapping[str, Any]) -> dict[str, Any]:
 @register_method("amst-auto")
 class AmstAuto(AutoSkip, AmstAlt):
     family = "alternating"
+    # AMST-Alt's step; the skip estimate runs after validation
+    extra_work_per_step = "one loss, backward and optimiser step per trained modality"
     description = "AMST-Alt with s_m chosen from warm-up convergence rates (beyond the paper)"

@@ -26,5 +26,10 @@ class AutoFullOptions(AutoSkipOptions, AmstFullOptions):
 @register_method("amst-auto-full")
 class AmstAutoFull(AutoSkip, AmstFull):
     family = "alternating"
+    # AMST-Full's step; the skip estimate runs after validation
+    extra_work_per_step = (
+        "two modules (alternating and joint) with their own encoders, a backward and optimiser step per "
+        "trained modality in each"
+    )
     description = "AMST-Full with s_m chosen from warm-up convergence rates (beyond the paper)"
     Config = AutoFullOptions

@@ -17,4 +17,6 @@ from amst_bench.registry import register_method
 @register_method("amst-auto-joint")
 class AmstAutoJoint(AutoSkip, AmstJoint):
     family = "alternating"
+    # AMST-Joint's step; the skip estimate runs after validation
+    extra_work_per_step = ""
     description = "AMST-Joint with s_m chosen from warm-up convergence rates (beyond the paper)"

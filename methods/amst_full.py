@@ -62,6 +62,10 @@ class AmstFullPrediction(Prediction):
 @register_method("amst-full")
 class AmstFull(AmstMethod):
     family = "alternating"
+    extra_work_per_step = (
+        "two modules (alternating and joint) with their own encoders, a backward and optimiser step per "
+        "trained modality in each"
+    )
     description = "AMST full: alternating + joint modules, logits averaged, skip training"
     Config = AmstFullOptions
 

@@ -21,6 +21,8 @@ from amst_bench.registry import register_method
 @register_method("amst-joint")
 class AmstJoint(AmstOneModule):
     family = "alternating"
+    # one loss on the sub-head of the trained modalities
+    extra_work_per_step = ""
     description = "AMST joint module: concat head, sub-head of active modalities, skip training"
     head_kind = "concat"
     update = staticmethod(joint_update)

@@ -83,6 +83,8 @@ def confidence_rank_loss(more: torch.Tensor, fewer: torch.Tensor, labels: torch.
 @register_method("cml")
 class CML(EncodersAndHead):
     family = "objective"
+    # extra losses on the logits of the one forward
+    extra_work_per_step = ""
     description = "CML: CE of the fused and modality-removed logits + lam x rank loss on confidence"
     Config = CMLOptions
     head_kind = "concat"

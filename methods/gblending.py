@@ -112,6 +112,10 @@ class GBlendOptions:
 @register_method("gblending")
 class GradientBlending(EncodersAndHead):
     family = "objective"
+    extra_work_per_step = (
+        "weights re-estimated every super-epoch by training a model copy per head as long (about M + 1 "
+        "extra epochs per epoch)"
+    )
     description = "Gradient-Blending: loss weights per head from generalisation / overfitting² trials"
     Config = GBlendOptions
     head_kind = "concat"

@@ -262,6 +262,10 @@ class GreedyOptions:
 @register_method("greedy")
 class Greedy(EncodersAndHead):
     family = "architecture"
+    extra_work_per_step = (
+        "MMTM modules between encoder stages; gradient and weight norms of the whole model after most "
+        "backward passes"
+    )
     description = "Greedy (ICML 2022): MMTM fusion, re-balancing steps guided by conditional learning speed"
     Config = GreedyOptions
     head_kind = "lsum"  # one linear head per modality; prediction = their mean

@@ -108,6 +108,9 @@ def lfm_losses(parts: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[to
 @register_method("lfm")
 class LFM(EncodersAndHead):
     family = "objective"
+    # schedule=fitted (default) is a polynomial; schedule=learnable adds one hypergradient on 8 samples
+    # per epoch (a double backward): negligible against an epoch
+    extra_work_per_step = ""
     description = "LFM: 2(a_cls CE(mean logits) + a_align JS-style alignment), weights changing per epoch"
     Config = LFMOptions
 

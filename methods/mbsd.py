@@ -84,6 +84,8 @@ def mbsd_terms(logits: dict[str, torch.Tensor], labels: torch.Tensor, kl_input: 
 @register_method("mbsd")
 class MBSD(EncodersAndHead):
     family = "objective"
+    # extra losses on the logits of the one forward
+    extra_work_per_step = ""
     description = "MBSD (BalanceBenchmark): CE(fused) + Σ CE(z_m) + w-weighted RS and KL between modalities"
     Config = MBSDConfig
     head_kind = "concat"

@@ -75,6 +75,8 @@ class MILESConfig:
 @register_method("miles")
 class MILES(EncodersAndHead):
     family = "learning rate"
+    # its extra validation pass runs after training: in the whole epoch's time only
+    extra_work_per_step = ""
     description = "per-encoder learning rate slowed by μ for the most-utilised modality when δu > τ (MILES)"
     Config = MILESConfig
 

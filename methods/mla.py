@@ -121,6 +121,7 @@ class MLAConfig:
 class MLA(EncodersAndHead):
     version = 2  # 2: test evaluated every epoch, as the official MLA script
     family = "alternating"
+    extra_work_per_step = "one loss, backward and optimiser step per modality"
     description = "MLA: alternating unimodal steps through one shared head; even/entropy fusion (baseline)"
     Config = MLAConfig
     head_kind = "msum"

@@ -77,6 +77,7 @@ def cosine_logits(embedding: torch.Tensor, weight: torch.Tensor, scaling: float)
 @register_method("mmcosine")
 class MMCosine(EncodersAndHead):
     family = "objective"
+    extra_work_per_step = ""
     description = "MMCosine: per-modality logits = scaling x cosine(embedding, class weight), summed"
     Config = MMCosineOptions
     head_kind = "concat"

@@ -124,6 +124,7 @@ class MMParetoOptions:
 @register_method("mmpareto")
 class MMPareto(EncodersAndHead):
     family = "gradient modulation"
+    extra_work_per_step = "every encoder backpropagated twice (fused and unimodal losses), gradient cosines"
     description = "MMPareto: per-encoder fused vs unimodal gradients, min-norm when they conflict, x1.5"
     Config = MMParetoOptions
     head_kind = "concat"  # AVClassifier.head: one Linear on the concatenated embeddings

@@ -88,6 +88,8 @@ class MSLRConfig:
 @register_method("mslr")
 class MSLR(EncodersAndHead):
     family = "learning rate"
+    # only the optimisers' rates differ
+    extra_work_per_step = ""
     description = "late fusion (lsum) with one learning rate per modality; static or dynamic (baseline)"
     Config = MSLRConfig
     head_kind = "lsum"

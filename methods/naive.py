@@ -18,5 +18,6 @@ from amst_bench.train.method import EncodersAndHead
 @register_method("naive")
 class Naive(EncodersAndHead):
     family = "joint"
+    extra_work_per_step = ""
     description = "joint training, per-modality logits summed (lsum), one loss (baseline)"
     head_kind = "lsum"  # training_step: EncodersAndHead's joint step, unchanged

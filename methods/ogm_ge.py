@@ -141,6 +141,8 @@ class OgmOptions:
 @register_method("ogm-ge")
 class OgmGe(EncodersAndHead):
     family = "gradient modulation"
+    # scores from the step's own logits and a rescale (+ noise) of gradients already there
+    extra_work_per_step = ""
     description = "OGM-GE: dominant modality's conv gradients scaled by 1-tanh(alpha*rho), plus noise"
     Config = OgmOptions
 

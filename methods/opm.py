@@ -124,6 +124,8 @@ def drop_features(embeddings: dict[str, torch.Tensor], q: torch.Tensor, p_exe: f
 @register_method("opm")
 class OPM(EncodersAndHead):
     family = "feed-forward"
+    # a no-grad head forward and a feature mask: nothing measurable
+    extra_work_per_step = ""
     description = "OPM: drop the dominant modality's features with a probability from its score ratio"
     Config = OPMOptions
     head_kind = "concat"

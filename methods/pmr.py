@@ -134,6 +134,10 @@ def prototype_batch_count(n: int, fraction: float, rounding: str) -> int:
 @register_method("pmr")
 class PMR(EncodersAndHead):
     family = "objective"
+    extra_work_per_step = (
+        "prototypes rebuilt before every epoch (a no-grad encoder pass over 10% of the training "
+        "batches; AVE: the validation split)"
+    )
     description = "PMR: prototype CE on the weaker modality (switch by prototype scores), lsum head"
     Config = PMROptions
     head_kind = "lsum"

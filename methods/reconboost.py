@@ -143,6 +143,9 @@ class ReconBoostOptions:
 @register_method("reconboost")
 class ReconBoost(Method):
     family = "alternating"
+    # boosting epochs backpropagate one encoder (the others forwarded without gradient), rectification
+    # epochs are a joint step: never more than the plain joint model
+    extra_work_per_step = ""
     description = "ReconBoost: one modality boosted per stage with a reconcilement term, then rectification"
     Config = ReconBoostOptions
 

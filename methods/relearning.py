@@ -101,6 +101,10 @@ def reinit_weight(purity_train: float, purity_val: float, move_lambda: float) ->
 @register_method("relearning")
 class Relearning(EncodersAndHead):
     family = "re-initialisation"
+    extra_work_per_step = (
+        "every reinit_epoch epochs (reinit_num times, 3 by default): a no-grad pass over the training "
+        "and validation splits and k-means per modality"
+    )
     description = "Diagnosing & Re-learning: encoders softly re-initialised by their train/val purity gap"
     Config = RelearningConfig
     head_kind = "concat"

@@ -153,6 +153,10 @@ def modality_level_plan(mean_contribution: dict[str, float], modalities: tuple[s
 @register_method("sample-valuation")
 class SampleValuation(EncodersAndHead):
     family = "data"
+    extra_work_per_step = (
+        "after the warm-up, every epoch: a no-grad valuation pass over the training split (every "
+        "modality subset) and the re-sampled copies' extra steps"
+    )
     description = "sample-level modality valuation (Shapley) and re-sampling of low-contribution samples"
     Config = SampleValuationConfig
     head_kind = "concat"

@@ -89,6 +89,11 @@ def weakest_first(phi: Mapping[str, float]) -> list[str]:
 @register_method("shapley-alt")
 class ShapleyAlt(EncodersAndHead):
     family = "alternating"
+    # φ comes from validation, after training
+    extra_work_per_step = (
+        "one loss, backward and optimiser step per modality; the lowest-φ one k times, its encoder "
+        "forwarded again"
+    )
     description = ("Shapley-guided alternating (reconstruction, arXiv 2506.00030): shared head, "
                    "weakest-φ modality first with k steps")
     Config = ShapleyAltConfig

@@ -88,6 +88,10 @@ def feature_distillation(student: dict[str, torch.Tensor], teacher: dict[str, to
 @register_method("umt")
 class UMT(EncodersAndHead):
     family = "objective"
+    extra_work_per_step = (
+        "a unimodal teacher per modality trained in-run before epoch 0, then a no-grad teacher forward "
+        "every step"
+    )
     description = "UMT: joint CE + scaling·MSE to frozen unimodal teachers' features, teachers trained in-run"
     Config = UMTConfig
 

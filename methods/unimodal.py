@@ -79,15 +79,18 @@ class Unimodal(EncodersAndHead):
 class AudioOnly(Unimodal):
     description = "unimodal baseline: audio encoder + linear head"
     modality = "audio"
+    extra_work_per_step = ""
 
 
 @register_method("visual")
 class VisualOnly(Unimodal):
     description = "unimodal baseline: visual encoder + linear head"
     modality = "visual"
+    extra_work_per_step = ""
 
 
 @register_method("text")
 class TextOnly(Unimodal):
     description = "unimodal baseline: text encoder + linear head"
     modality = "text"
+    extra_work_per_step = ""

@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from amst_bench import registry
 from amst_bench.atomic import atomic_write_text
+from amst_bench.errors import UserError
 from amst_bench.report import figures as figure_plan
 from amst_bench.report import reference
 from amst_bench.report.metrics import mean_se
@@ -310,12 +312,27 @@ def _accuracy_md(df: pd.DataFrame, figures=()) -> list[str]:
 
 
 CPU_NOT_COMPARABLE = "CPU: not comparable"
-CPU_NOTE = (
-    f"{CPU_NOT_COMPARABLE}. These runs ran on the CPU (smoke checks), where seconds per epoch are mostly "
-    "noise (thread scheduling, other load) and say nothing about training cost on an accelerator, so no "
-    "speed-ups against `naive` are printed. Time on a GPU with `amst-bench bench`."
+CPU_SECONDS = (
+    "where seconds per epoch are mostly noise (thread scheduling, other load) and say nothing about "
+    "training cost on an accelerator, so no speed-ups against `naive` are printed. Time on a GPU with "
+    "`amst-bench bench`."
 )
+CPU_NOTE = f"{CPU_NOT_COMPARABLE}. These runs ran on the CPU (smoke checks), {CPU_SECONDS}"
 MIXED_NOTE = "mixed devices: timings are not comparable across them, so no speed-ups are printed"
+
+
+def _cpu_note(floor: bool, fast: bool) -> str:
+    """A CPU section's note: its seconds do not compare (CPU_NOTE); where it has them, the ratios
+    measured side by side (training ÷ floor, fast ÷ default) do, on the machine that measured them."""
+    shown = [(name, how) for name, how, present in (
+        ("training ÷ floor", "floor and runs timed in one process", floor),
+        ("fast ÷ default", "both settings timed on one machine", fast)) if present]
+    if not shown:
+        return CPU_NOTE
+    names, hows = " and ".join(n for n, _ in shown), "; ".join(h for _, h in shown)
+    return (f"{CPU_NOT_COMPARABLE}. These runs ran on the CPU, {CPU_SECONDS} The {names} ratios below are "
+            f"side-by-side measurements ({hows}), so they are comparable on the machine that measured them, "
+            "though not with another machine's.")
 
 
 def _timed_epochs(df: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -345,9 +362,11 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
         device_line = "Devices: " + ", ".join(f"{d} ({_runs(k)})" for d, k in devices.items())
         if mixed:
             device_line += f" ({MIXED_NOTE})"
+        floor = _floor_tables(sub, rows, cols)
+        fast = _fast_vs_default(df, label, rows, cols)
         out.append(f"## Protocol: {label} — {CPU_NOT_COMPARABLE}" if on_cpu else f"## Protocol: {label}")
         if on_cpu:
-            out.append(CPU_NOTE)
+            out.append(_cpu_note(bool(floor), bool(fast)))
         epochs = _timed_epochs(sub)
         for title, key in (
             ("Whole epoch (training + validation, + test when it ran)", "epoch_s"),
@@ -362,8 +381,8 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
                     stats, rows, cols, {"variant": rows}, digits=2, mark=False, notes=notes, details=epochs
                 ),
             ]
-        out += _floor_tables(sub, rows, cols)
-        out += _fast_vs_default(df, label, rows, cols)
+        out += floor
+        out += fast
         out += [device_line]
     if df.empty:
         out.append(NO_RESULTS)
@@ -382,15 +401,19 @@ def _timing_md(df: pd.DataFrame) -> list[str]:
     return out
 
 
-# Methods whose training step does more than the plain joint model's, by design: the floor is still
-# the plain joint model, so their ratio includes that work (marked † in timing.md).
-MORE_WORK_PER_STEP = {
-    "pmr": "prototypes rebuilt from training batches every epoch",
-    "mla": "one optimiser step per modality",
-    "shapley-alt": "steps per modality and Shapley evaluation",
-    "amst-full": "two modules (alternating and joint), four encoders",
-    "amst-auto-full": "two modules (alternating and joint), four encoders",
-}
+def extra_work(method: str) -> str:
+    """What `method`'s training does beyond the plain joint model's step, by design (its
+    `extra_work_per_step`; "" for none): read from a built-in's source, so no torch import; an
+    outside plugin's class is imported; a name no longer registered has ""."""
+    declared = registry.methods.declared(method, "extra_work_per_step")
+    if declared is not None:
+        return declared
+    try:
+        return str(getattr(registry.methods.get(method), "extra_work_per_step", "") or "")
+    except UserError:
+        return ""
+
+
 FLOOR_NOTE = (
     "Floor: the plain joint model (the protocol's encoders and an `lsum` head, one SGD per part, as "
     "`naive`) doing forward, cross-entropy, backward and optimiser step with the epoch's batch sizes and "
@@ -398,26 +421,35 @@ FLOOR_NOTE = (
     "evaluation), under the same speed settings, measured by `amst-bench bench` in the same process just "
     "before and just after the runs (up to 3 epochs each; the mean of the two). Every method's floor is "
     "this plain joint model, whatever its step does; ratio = training-only seconds per epoch / floor, so "
-    "above 1 is the harness's overhead plus, for methods that legitimately do more work per step, that "
-    "work (†: "
-    + "; ".join(f"{m}: {why}" for m, why in MORE_WORK_PER_STEP.items())
-    + "). A ratio is measured side by side on one machine, so it is comparable on a CPU too."
+    "above 1 is the harness's overhead plus, for methods whose training legitimately does more (each "
+    "method says what: `extra_work_per_step`), that work"
 )
+FLOOR_NOTE_END = "A ratio is measured side by side on one machine, so it is comparable on a CPU too."
+
+
+def _floor_note(marked: dict[str, str]) -> str:
+    """FLOOR_NOTE with the † methods of the section and what each does beyond the floor's step."""
+    listed = " (†: " + "; ".join(f"{m}: {why}" for m, why in marked.items()) + ")" if marked else ""
+    return f"{FLOOR_NOTE}{listed}. {FLOOR_NOTE_END}"
 
 
 def _floor_tables(sub: pd.DataFrame, rows: list[str], cols: list[str]) -> list[str]:
-    """The compute floor and training-only ÷ floor, where the runs have a floor."""
+    """The compute floor and training-only ÷ floor, where the runs have a floor; † marks a variant
+    whose method does more than the floor's step, listed in the note (in row order)."""
     timed = sub[sub["floor_s"].notna()]
     if timed.empty:
         return []
-    lead = {"variant": [f"{v} †" if v.split("[")[0] in MORE_WORK_PER_STEP else v for v in rows]}
+    method_of = dict(zip(sub["variant"], sub["method"], strict=True))
+    work = {m: extra_work(m) for m in dict.fromkeys(method_of[v] for v in rows)}
+    marked = {m: why for m, why in work.items() if why}
+    lead = {"variant": [f"{v} †" if method_of[v] in marked else v for v in rows]}
     epochs = _timed_epochs(timed)
     return [
         "### Compute floor (plain joint model, batches on the device), seconds per epoch",
         _table(_stats(timed, "floor_s"), rows, cols, lead, digits=2, mark=False),
         "### Training only ÷ floor",
         _table(_stats(timed, "floor_ratio"), rows, cols, lead, digits=2, mark=False, details=epochs),
-        FLOOR_NOTE,
+        _floor_note(marked),
     ]
 
 

@@ -20,7 +20,8 @@ Hooks, in the order the trainer calls them (names follow PyTorch Lightning where
                                from one `predict` (balance metrics: Shapley values, utilisation);
                                None when it has no such rule (unimodal methods: no balance metrics)
 Class attributes: `test_every_epoch_default` (evaluate test every epoch unless the protocol's
-`test_every_epoch` is set) and `tf32` (None: torch defaults; True/False: forced for the run).
+`test_every_epoch` is set), `tf32` (None: torch defaults; True/False: forced for the run) and
+`extra_work_per_step` (what its training does beyond the plain joint model's step; timing.md's †).
 """
 
 from __future__ import annotations
@@ -123,6 +124,14 @@ class Method:
     test_every_epoch_default: ClassVar[bool] = False
     # TF32 matmul/cuDNN for the run: None keeps torch's defaults (the official jobs' --no_tf32).
     tf32: ClassVar[bool | None] = None
+    # What the method's training time holds beyond the plain joint model's step (forward, CE,
+    # backward, one SGD step per part: the compute floor, train/floor.py), as a short phrase: extra
+    # forward/backward passes or encoders, per-modality steps, work in its epoch hooks (prototypes,
+    # teachers, trials). "" when nothing extra costs measurable compute (a coefficient, a rescale of
+    # gradients already there). timing.md marks such methods † with it; set it in the registered
+    # class's own body as a plain string, so the leaderboard reads it without importing torch.
+    # Not part of what the method computes: changing it bumps no `version`.
+    extra_work_per_step: ClassVar[str] = ""
 
     def __init__(self, config: Any, ctx: MethodContext):
         self.config = config
