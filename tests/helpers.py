@@ -139,7 +139,7 @@ class CrashAt:
 def comparable(result: dict, *extra: str):
     """What a resumed run must reproduce: curves without timings, best epoch, test metrics (and
     any `extra` fields, e.g. method_resolved)."""
-    curves = {k: v for k, v in result["curves"].items() if k not in ("train_seconds", "epoch_seconds")}
+    curves = {k: v for k, v in result["curves"].items() if "seconds" not in k}  # timings
     return curves, result["best_epoch"], result["test"], *(result[k] for k in extra)
 
 

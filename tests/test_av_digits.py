@@ -62,7 +62,7 @@ def test_check_prepare_and_load(tmp_path):
     assert bundle.train.inputs["audio"].shape[1:] == (128, 128)  # the dataset's 128 frames, not 1024
     assert bundle.train.inputs["visual"].dtype == torch.uint8
     assert bundle.train.inputs["visual"].shape[1:] == (3, 3, 32, 32)
-    assert bundle.input_shapes == {"audio": (1, 32, 32), "visual": (3, 3, 32, 32)}  # the smoke input budget
+    assert bundle.input_shapes == {"audio": (1, 16, 16), "visual": (3, 3, 32, 32)}  # the smoke input budget
     pairing = bundle.info["pairing"]
     assert pairing["seed"] == 0 and Path(pairing["file"]).is_file()
     assert sum(pairing["images"].values()) == len(clips)  # few clips: each has its own image

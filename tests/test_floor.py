@@ -32,6 +32,7 @@ def test_measure_floor_times_the_epochs_steps():
     bundle = load_bundle(protocol=protocol)
     floor = measure_floor(bundle, protocol, epochs=1)
     assert floor.seconds_per_epoch > 0
+    assert floor.cpu_seconds_per_epoch > 0  # on a CPU, process CPU seconds too
     assert floor.steps == len(epoch_batch_sizes(len(bundle.train), protocol.batch_size)) and floor.epochs == 1
     fast = dataclasses.replace(protocol, max_train_steps=1, channels_last=True, fused_sgd=True,
                                precision="bf16")
@@ -97,6 +98,9 @@ def test_bench_on_the_cpu_prints_the_floor_and_the_ratio_for_every_method(tmp_pa
     stored = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
     assert len(stored) == 2 and len({r["seconds_per_epoch"]["floor"] for r in stored}) == 1  # measured once
     assert all(r["protocol"]["max_train_steps"] == 1 and r["peak_memory_bytes"] > 0 for r in stored)
+    timings = [r["seconds_per_epoch"] for r in stored]  # and in CPU seconds, both sides of the ratio
+    assert all(t["train_cpu"] > 0 and t["floor_cpu"] > 0 for t in timings)
+    assert len({t["floor_cpu"] for t in timings}) == 1
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,10 @@ def test_result_records_protocol_selection_and_timings(tmp_path):
     assert set(result["test"]["modality_accuracy"]) == {"audio", "visual"}
     assert len(curves["train_seconds"]) == len(curves["epoch_seconds"]) == 3
     assert all(t <= e for t, e in zip(curves["train_seconds"], curves["epoch_seconds"], strict=True))
+    # On a CPU the process CPU seconds of training are recorded too, per epoch and as the mean.
+    assert len(curves["train_cpu_seconds"]) == 3 and all(c > 0 for c in curves["train_cpu_seconds"])
+    mean_cpu = sum(curves["train_cpu_seconds"]) / 3
+    assert result["seconds_per_epoch"]["train_cpu"] == pytest.approx(mean_cpu)
     assert result["protocol"]["epochs"] == 3 and result["protocol"]["optimizer"]["lr"] == 1e-3
     assert result["method_resolved"]["skip"] == {"audio": 3, "visual": 1}
     assert curves["trained_modalities"] == [["audio", "visual"], ["visual"], ["visual"]]

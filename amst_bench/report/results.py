@@ -53,22 +53,28 @@ class Timing:
     """Mean seconds per epoch over `epochs` epochs: training only, and the whole epoch with
     validation (+ test when it ran), which is what the paper's Table 3 reports. `floor`: seconds
     per epoch of the plain joint model on batches already on the device, measured by `amst-bench
-    bench` in the same process (train/floor.py); None where it was not measured."""
+    bench` in the same process (train/floor.py); None where it was not measured. `train_cpu` and
+    `floor_cpu`: the same two in process CPU seconds, on CPU runs only (a shared machine's other
+    jobs inflate wall time, hardly CPU time); None elsewhere and in results written before them."""
 
     train: float
     epoch: float
     epochs: int
     floor: float | None = None
+    train_cpu: float | None = None
+    floor_cpu: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ResultFormatError(
                 f"field 'seconds_per_epoch.epochs': expected at least 1, got {self.epochs}"
             )
-        if self.floor is not None and not self.floor > 0:
-            raise ResultFormatError(
-                f"field 'seconds_per_epoch.floor': expected a positive number, got {self.floor}"
-            )
+        for name in ("floor", "floor_cpu"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ResultFormatError(
+                    f"field 'seconds_per_epoch.{name}': expected a positive number, got {value}"
+                )
 
 
 @dataclass(frozen=True)

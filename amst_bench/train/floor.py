@@ -14,6 +14,7 @@ still measured against this plain joint model, and the timing table says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,9 @@ class Floor:
     seconds_per_epoch: float
     steps: int
     epochs: int
+    # Process CPU seconds per epoch, on a CPU (None on an accelerator): the counterpart of a run's
+    # `seconds_per_epoch.train_cpu`.
+    cpu_seconds_per_epoch: float | None = None
 
 
 def epoch_batch_sizes(train_size: int, batch_size: int, max_steps: int = 0) -> list[int]:
@@ -73,9 +77,22 @@ def device_batches(bundle: DatasetBundle, protocol: Protocol, device: torch.devi
     return batches
 
 
-def measure_floor(bundle: DatasetBundle, protocol: Protocol, epochs: int = 3, seed: int = 0) -> Floor:
-    """Time the plain joint model over `epochs` epochs' worth of steps (see the module docstring),
-    with the encoders the trainer builds for this bundle and protocol."""
+@dataclass
+class FloorModel:
+    """The plain joint model built for a bundle and protocol: its training `step` (forward, loss,
+    backward, optimiser step), one epoch's `batches` on the device, and the effective protocol.
+    Run steps inside `tf32(True if protocol.tf32 else None)`, as the timed runs do."""
+
+    step: Callable[[Batch], None]
+    batches: list[Batch]
+    device: torch.device
+    protocol: Protocol
+
+
+def floor_model(bundle: DatasetBundle, protocol: Protocol, seed: int = 0) -> FloorModel:
+    """Build the plain joint model (see the module docstring) with the encoders the trainer builds for
+    this bundle and protocol, under its speed settings; shared by the floor and the kernel profiler
+    (train/profiler.py)."""
     protocol = effective_protocol(protocol, bundle)
     if protocol.cpu_threads and torch.get_num_threads() != protocol.cpu_threads:
         torch.set_num_threads(protocol.cpu_threads)  # as the runs have it (runner.use_cpu_threads)
@@ -105,13 +122,22 @@ def measure_floor(bundle: DatasetBundle, protocol: Protocol, epochs: int = 3, se
         for o in optimizers:
             o.step()
 
-    with tf32(True if protocol.tf32 else None):
+    return FloorModel(step, batches, device, protocol)
+
+
+def measure_floor(bundle: DatasetBundle, protocol: Protocol, epochs: int = 3, seed: int = 0) -> Floor:
+    """Time the plain joint model over `epochs` epochs' worth of steps (see the module docstring),
+    with the encoders the trainer builds for this bundle and protocol."""
+    built = floor_model(bundle, protocol, seed)
+    step, batches, device = built.step, built.batches, built.device
+    with tf32(True if built.protocol.tf32 else None):
         step(batches[0])  # warm-up: kernel selection, allocator growth, compilation
         synchronize(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(epochs):
             for batch in batches:
                 step(batch)
         synchronize(device)
         seconds = (time.perf_counter() - start) / epochs
-    return Floor(seconds, len(batches), epochs)
+        cpu = (time.process_time() - cpu_start) / epochs if device.type == "cpu" else None
+    return Floor(seconds, len(batches), epochs, cpu)

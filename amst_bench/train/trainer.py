@@ -100,6 +100,9 @@ class History:
     learning_rates: dict[str, list[float | None]] = field(default_factory=dict)
     train_seconds: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    # Process CPU seconds of each epoch's training (time.process_time, all threads): on a CPU the
+    # steadier figure on a shared machine, where wall time also counts other jobs' turns.
+    train_cpu_seconds: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -370,7 +373,7 @@ class Trainer:
         """One epoch: train (method + probes), validate, test when validation improves; timed."""
         method, probes, protocol, device = state.method, state.probes, state.protocol, self.device
         synchronize(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         method.model.train()
         probes.train()
         with self.autocast():
@@ -402,7 +405,7 @@ class Trainer:
         for scheduler in [*method.schedulers.values(), state.probe_sched]:
             scheduler.step()
         synchronize(device)
-        t_train = time.perf_counter()
+        t_train, c_train = time.perf_counter(), time.process_time()
 
         val_eval = self.evaluate(method, probes, state.val)
         method.on_validation_end(epoch, val_eval)
@@ -440,6 +443,8 @@ class Trainer:
         history.trained_modalities.append(list(trained))
         history.train_seconds.append(t_train - t0)
         history.epoch_seconds.append(t_end - t0)
+        history.train_cpu_seconds[:] = _padded(history.train_cpu_seconds, before)
+        history.train_cpu_seconds.append(c_train - c0)
         for name, rate in rates.items():
             history.learning_rates.setdefault(name, [None] * before).append(rate)
         self.reporter.log_epoch(_epoch_record(history, val_eval, method.modalities, rates))
@@ -482,6 +487,7 @@ class Trainer:
                 "train": sum(history.train_seconds) / n,
                 "epoch": sum(history.epoch_seconds) / n,
                 "epochs": n,
+                "train_cpu": _cpu_seconds(history, device),
             },
             "peak_memory_bytes": peak,
             "embedding_dim": self.embedding_dim,
@@ -519,6 +525,16 @@ def _epoch_record(history: History, val: Evaluation, modalities, rates: dict[str
         train_seconds=history.train_seconds[-1],
         epoch_seconds=history.epoch_seconds[-1],
     )
+
+
+def _cpu_seconds(history: History, device: torch.device) -> float | None:
+    """Mean process CPU seconds per training epoch, on a CPU only (on an accelerator the host's
+    CPU time is launch overhead, not the training cost) and only when every epoch has it (a run
+    resumed from a checkpoint written before it was recorded has not)."""
+    cpu = history.train_cpu_seconds
+    if device.type != "cpu" or len(cpu) != len(history.epoch_seconds) or None in cpu:
+        return None
+    return sum(cpu) / len(cpu)
 
 
 def _padded(curve: list[Any], length: int) -> list[Any]:
