@@ -71,6 +71,22 @@ def test_timing_md_shows_the_floor_and_the_ratio_with_the_plain_joint_model_note
     assert "floor" not in no_floor["timing.md"].split("## Paper reference")[0]
 
 
+def test_cpu_bench_runs_get_the_ratio_in_cpu_seconds_too():
+    cpu = {"type": "cpu"}
+    results = []
+    for variant, wall, cpu_s in (("naive", 3.0, 2.1), ("amst-alt", 2.0, 1.4)):
+        payload = result_payload(variant, train_s=wall, epoch_s=wall + 1, label="bench", profile="bench",
+                                 device=cpu, epochs=2)
+        payload["seconds_per_epoch"] |= {"floor": 2.5, "train_cpu": cpu_s, "floor_cpu": 2.0}
+        results.append(RunResult.from_json(payload))
+    text = build_leaderboards(results, figures=False)["timing.md"]
+    table = text.split("### Training only ÷ floor, CPU seconds")[1].split("The same ratio")[0]
+    assert re.search(r"^\| naive +\| 1\.05 \(n=1, 2 epochs\) \|", table, flags=re.M)  # 2.1 / 2.0
+    assert re.search(r"^\| amst-alt † +\| 0\.70 ", table, flags=re.M)
+    gpu = [timed("naive", 1.0, 0.9)]  # a floor, but no CPU seconds (an accelerator's run)
+    assert "CPU seconds" not in build_leaderboards(gpu, figures=False)["timing.md"]
+
+
 def test_fast_and_default_sections_get_a_side_by_side_ratio_on_one_device():
     results = [timed("naive", 2.0, 1.8), timed("naive", 1.0, 0.9, label="bench (speed=fast)"),
                timed("amst-alt", 1.5, 1.8), timed("amst-alt", 1.2, 0.9, label="bench (speed=fast)")]
