@@ -192,6 +192,37 @@ def test_local_workers_give_the_local_results_and_a_killed_worker_resumes(tmp_pa
     assert not list((results / "queue").glob("*.json")) and not (results / "failed").exists()
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
+def test_workers_end_when_their_coordinator_is_killed(tmp_path):
+    results = tmp_path / "r"
+    proc = subprocess.Popen(command(results, "--seeds", "0,1", "--executor", "local:2"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = int(kill_when_checkpointed(results, 0) and _lock_holder(results))  # signal 0: just find it
+    assert worker != proc.pid
+    proc.kill()  # SIGKILL: the coordinator cannot tell its workers
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker), "a worker outlived its killed coordinator"
+
+
+def _lock_holder(results: Path) -> str:
+    for lock in (results / "locks").glob("*.lock"):
+        if pid := lock.read_text().strip():
+            return pid
+    raise AssertionError("no run holds a lock")
+
+
 @pytest.mark.integration
 def test_a_failed_run_is_named_with_its_log_recorded_and_the_exit_is_1(tmp_path):
     results = tmp_path / "r"

@@ -14,6 +14,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ from amst_bench.executors.outcomes import Collector
 from amst_bench.runner import GridOutcome
 
 _POLL_S = 0.2
+_ORPHAN_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,23 @@ def plan_slots(workers: int, per_gpu: int, gpus: int, cores: int) -> list[Slot]:
     return [Slot(i, None, max(1, cores // workers)) for i in range(workers)]
 
 
-def _worker(slot: Slot, inbox, events) -> None:
-    """A worker process: pinned once, then one job at a time until it is told to stop."""
+def _exit_when_orphaned(coordinator: int) -> None:
+    """Watch the coordinator from a daemon thread and end this worker when it is gone (killed with
+    SIGKILL or SIGTERM, it cannot tell its workers): otherwise they would wait on their inbox, or
+    train on, forever. A run cut short so resumes from its checkpoint, as after any kill."""
+
+    def watch() -> None:
+        while os.getppid() == coordinator:
+            time.sleep(_ORPHAN_POLL_S)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="amst-bench-orphan-watch", daemon=True).start()
+
+
+def _worker(slot: Slot, inbox, events, coordinator: int) -> None:
+    """A worker process: pinned once, then one job at a time until it is told to stop, or until
+    its coordinator is gone."""
+    _exit_when_orphaned(coordinator)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     if slot.gpu is not None:  # before torch touches CUDA; the GPUs the user left visible, in order
         visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
@@ -97,7 +115,7 @@ class PoolExecutor:
 
         def start(slot: Slot) -> None:
             inbox = context.Queue()
-            process = context.Process(target=_worker, args=(slot, inbox, events), daemon=True,
+            process = context.Process(target=_worker, args=(slot, inbox, events, os.getpid()), daemon=True,
                                       name=f"amst-bench-worker-{slot.index}")
             process.start()
             workers[slot.index] = (process, inbox)
