@@ -61,7 +61,8 @@ def gpu_bench(session: nox.Session) -> None:
     """Time every method for a few epochs with the paper's encoders on the synthetic data, under the
     default settings and `speed=fast` side by side in one process, each with its compute floor:
     `nox -s gpu_bench` writes amst-results/leaderboards/timing.md (posargs go to `amst-bench bench`,
-    e.g. `-- --methods naive,amst-alt`)."""
+    e.g. `-- --methods naive,amst-alt`). On a machine with no network (nothing to install), run
+    `python -m amst_bench.gpu_session` from the checkout instead (README, "On a lent GPU")."""
     if shutil.which("nvidia-smi") is None:
         session.skip("gpu_bench: no NVIDIA driver on this machine (nvidia-smi not found), nothing timed")
     session.install(*TORCH)

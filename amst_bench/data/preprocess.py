@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from amst_bench.errors import UserError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -59,7 +61,11 @@ class VisualSettings:
 
 def read_waveform(path: Path) -> tuple[torch.Tensor, int]:
     """[1, samples] float32 waveform (first channel) and its sample rate."""
-    import soundfile
+    try:
+        import soundfile  # only here: nothing else (synthetic data, the GPU bench) needs it
+    except ImportError:
+        raise UserError(f"{path}: reading audio files needs the soundfile package "
+                        "(pip install soundfile), which is not installed here") from None
 
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import amst_bench
 from amst_bench.errors import UserError
 
 
@@ -66,7 +67,7 @@ def _pkg(name: str) -> str | None:
 
 def versions() -> dict[str, Any]:
     return {
-        "amst_bench": _pkg("amst-bench"),
+        "amst_bench": _pkg("amst-bench") or amst_bench.__version__,  # an uninstalled checkout: its own
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": _pkg("torchvision"),
