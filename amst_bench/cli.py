@@ -202,7 +202,13 @@ def typing_hints(obj: Any) -> dict[str, Any]:
 
 @functools.cache
 def hints_of(group: type) -> dict[str, Any]:
-    return typing_hints(group)
+    """An options dataclass's annotations, resolved in this module's namespace: typing would look
+    them up in sys.modules[group.__module__], which is not this module when it runs as a script
+    (`runpy.run_module("amst_bench.cli", run_name="__main__")` leaves another `__main__` there:
+    NameError on the aliases)."""
+    import typing
+
+    return typing.get_type_hints(group, globalns=globals(), include_extras=True)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -444,12 +450,12 @@ def bench(
     allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="time on the CPU if no CUDA")] = False,
 ) -> None:
     """A short timed grid under the `bench` profile (the paper's encoders and input sizes, 5 epochs,
-    one seed) on CUDA, or on the CPU with --device cpu (with --steps N for the paper's encoders),
-    and in the same process, before and after the runs, the compute floor (the plain joint model on
-    batches already on the device, train/floor.py) per dataset and protocol. Seconds per epoch, the
-    floor and their ratio land in <results dir>/leaderboards/timing.md under 'bench' (`amst-bench
-    publish` takes them into the repository's tables). --speeds default,fast times each method
-    under both, side by side."""
+    one seed unless --seeds gives more) on CUDA, or on the CPU with --device cpu (with --steps N for
+    the paper's encoders), and in the same process, before and after the runs, the compute floor (the
+    plain joint model on batches already on the device, train/floor.py) per dataset and protocol.
+    Seconds per epoch, the floor and their ratio land in <results dir>/leaderboards/timing.md under
+    'bench' (`amst-bench publish` takes them into the repository's tables). --speeds default,fast
+    times each method under both, side by side."""
     import torch
 
     from amst_bench.report.results import ResultStore
@@ -459,7 +465,7 @@ def bench(
         if steps < 1:
             raise UserError(f"--steps: expected a positive number of training steps per epoch, got {steps}")
         sets.append(f"max_train_steps={steps}")
-    opts = dataclasses.replace(opts, profile="bench", sets=sets, seeds=None)
+    opts = dataclasses.replace(opts, profile="bench", sets=sets)  # --seeds: default the profile's one
     grids = [_grid(dataclasses.replace(opts, sets=sets + extra), methods) for extra in _bench_speeds(speeds)]
     specs = [s for group in itertools.zip_longest(*(g[0] for g in grids)) for s in group if s is not None]
     locations = grids[0][1]
@@ -828,6 +834,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
 
 
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit code 2."""
     command = typer.main.get_command(app)
@@ -861,6 +870,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"amst-bench: error: {exc.format_message()}", file=sys.stderr)
             sys.exit(exc.exit_code or 2)
         raise
+    if code == INTERRUPTED:  # typer turns Ctrl-C outside the grid's own handling into Exit(130)
+        print("amst-bench: interrupted; finished runs are kept and unfinished ones resume", file=sys.stderr)
     if isinstance(code, int) and code:
         sys.exit(code)
 
