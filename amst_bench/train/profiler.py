@@ -164,6 +164,8 @@ def profile_settings(
     profiles so far after each setting (the command writes its report then, so a run cut short
     keeps what it measured)."""
     protocol = apply_overrides(get_profile("bench"), base)
+    if protocol.cpu_threads:
+        torch.set_num_threads(protocol.cpu_threads)  # as the runs (and floor_model) have it
     bundle = load_synthetic(protocol)
     device = resolve_device(protocol.device)
     facts = {
