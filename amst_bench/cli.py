@@ -545,11 +545,14 @@ def _record_floors(
         floor = sum(windows) / len(windows)
         label = protocol_label(key[1], members[0].overrides)
         measured = ", ".join(f"{w:.3f}" for w in windows)
-        typer.echo(f"compute floor, {key[0].name} [{label}]: {floor:.3f} s per epoch "
+        cpu_windows = [f.cpu_seconds_per_epoch for f in (before.get(key), after[key]) if f is not None]
+        floor_cpu = sum(cpu_windows) / len(cpu_windows) if None not in cpu_windows else None
+        cpu = f", {floor_cpu:.3f} CPU s" if floor_cpu else ""
+        typer.echo(f"compute floor, {key[0].name} [{label}]: {floor:.3f} s per epoch{cpu} "
                    f"({after[key].steps} steps; before and after the runs: {measured})")
         for spec in members:
             payload = results[spec.run_id]
-            timing = {**payload["seconds_per_epoch"], "floor": floor}
+            timing = {**payload["seconds_per_epoch"], "floor": floor, "floor_cpu": floor_cpu}
             store.save_result(RunResult.from_json({**payload, "seconds_per_epoch": timing}))
 
 

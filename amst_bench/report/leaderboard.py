@@ -467,7 +467,9 @@ CPU_RATIO_NOTE = (
 )
 
 
-def _cpu_ratio_table(timed: pd.DataFrame, rows: list[str], cols: list[str], lead: dict, epochs: dict) -> list[str]:
+def _cpu_ratio_table(
+    timed: pd.DataFrame, rows: list[str], cols: list[str], lead: dict, epochs: dict
+) -> list[str]:
     """Training-only ÷ floor in CPU seconds, where CPU runs recorded both (bench on a CPU)."""
     if timed["floor_cpu_ratio"].isna().all():
         return []
