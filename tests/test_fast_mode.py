@@ -149,6 +149,26 @@ def test_a_fast_run_records_what_ran(tmp_path):
     assert result["peak_memory_bytes"] > 0  # peak RSS on the CPU
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["emulated", "native"])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_is_recorded(tmp_path, monkeypatch, native):
+    monkeypatch.setattr("amst_bench.train.speed.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("amst_bench.train.speed._WARNED", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer, _ = _start(spec_for(overrides={"precision": "bf16"}), tmp_path)
+    messages = [str(w.message) for w in caught if "bfloat16 instructions" in str(w.message)]
+    if native:
+        assert not messages and "cpu_bf16" not in trainer.speed_record
+    else:
+        assert len(messages) == 1 and "set precision=fp32" in messages[0] and "\n" not in messages[0]
+        assert trainer.speed_record["cpu_bf16"] == "emulated"
+        with warnings.catch_warnings(record=True) as again:
+            warnings.simplefilter("always")
+            second, _ = _start(spec_for(overrides={"precision": "bf16"}), tmp_path / "second")
+        assert not [w for w in again if "bfloat16" in str(w.message)]  # once per process
+        assert second.speed_record["cpu_bf16"] == "emulated"  # but every run records it
+
+
 def test_max_train_steps_caps_the_training_steps_of_an_epoch(tmp_path, monkeypatch):
     cls = registry.methods.get("naive")
     calls = []

@@ -111,6 +111,11 @@ def speed_up_run(
     """The run-level settings (fused optimisers, torch.compile) applied to a built method; returns
     what actually ran, for the result's record (empty when neither is asked for)."""
     record = {}
+    if protocol.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        record["cpu_bf16"] = "emulated"
+        _warn_once("precision=bf16 on this CPU: it has no bfloat16 instructions (no AVX512-BF16 or AMX, "
+              "oneDNN says), so autocast emulates them and training is several times slower, not faster; "
+              "set precision=fp32 (speed=fast sets bf16)")
     if protocol.fused_sgd:
         record["optimizer_kernel"] = fuse_optimizers(optimizers, device)
     if protocol.compile:
@@ -121,5 +126,25 @@ def speed_up_run(
     return record
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has bfloat16 kernels for this CPU (AVX512-BF16 or AMX): without them a bf16
+    autocast on the CPU is emulated, far slower than float32 (measured: README, Performance)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without the probe: assume it has them
+        return True
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=2)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning about the machine, not the run: once per process (the grid's warm-up run and every
+    run after it would each say it again)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
